@@ -1,0 +1,41 @@
+"""One Ray for the whole test session (ray.init costs ~5 s); it is stopped at the end, nothing else."""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    """User trainables are named `tests.fixtures.toy:...`: importable from the repository root."""
+    monkeypatch.chdir(REPO)
+    return REPO
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write a YAML experiment file from a dedented string; returns its path."""
+    def write(text: str, name: str = "space.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+    return write

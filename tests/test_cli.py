@@ -1,0 +1,86 @@
+"""The command line: exit codes (SPEC §2), the plan, the final report."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from tunerd.cli import main
+
+GOOD = """\
+name: cli
+trainable: tests.fixtures.toy:quadratic
+metric: loss
+mode: min
+space:
+  x: {uniform: [-3, 3]}
+  epochs: 2
+search: {algorithm: random, num_samples: 2}
+stop: {max_epochs: 2}
+failures: {max_retries: 0}
+"""
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_help_lists_the_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0 and "launch" in result.output and "validate" in result.output
+    assert invoke("launch", "--help").exit_code == 0
+
+
+def test_validate_prints_the_plan(in_repo, write_spec):
+    result = invoke("validate", str(write_spec(GOOD)), "--set", "search.num_samples=5")
+    assert result.exit_code == 0, result.output
+    assert "algorithm: random" in result.output and "trials: 5" in result.output
+    assert "x: uniform[-3, 3]" in result.output and "resources per trial: cpu 1, gpu 0" in result.output
+
+
+def test_validate_bad_file_exits_2_naming_the_key(write_spec):
+    path = write_spec(GOOD.replace("{uniform: [-3, 3]}", "{loguniform: [-1, 0.1]}"))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:6: space.x.loguniform: lower bound must be > 0" in result.output
+
+
+def test_missing_file_and_bad_trainable_exit_2(tmp_path, in_repo, write_spec):
+    assert invoke("validate", str(tmp_path / "nope.yaml")).exit_code == 2
+    path = write_spec(GOOD.replace("toy:quadratic", "toy:nothing_here"))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2 and "has no function 'nothing_here'" in result.output
+
+
+def test_dry_run_starts_nothing(in_repo, write_spec, tmp_path):
+    result = invoke("launch", str(write_spec(GOOD)), "--dry-run", "--storage", str(tmp_path / "r"))
+    assert result.exit_code == 0 and "trials: 2" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_launch_reports_the_best_and_refuses_a_second_run(ray_session, in_repo, write_spec, tmp_path):
+    args = ["launch", str(write_spec(GOOD)), "--storage", str(tmp_path / "r")]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "best config:" in result.output and "best loss:" in result.output
+    assert f"results: {tmp_path / 'r' / 'cli'}" in result.output
+    assert f"tensorboard --logdir {tmp_path / 'r' / 'cli'}" in result.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_launch_where_every_trial_fails_exits_1(ray_session, in_repo, write_spec, tmp_path):
+    path = write_spec(GOOD.replace("toy:quadratic", "toy:explode"))
+    result = CliRunner().invoke(main, ["launch", str(path), "--storage", str(tmp_path / "r"), "--name", "boom"])
+    assert result.exit_code == 1
+    assert "errored" in result.output and "ValueError: bad configuration" in result.output
+
+
+def test_console_script_exits_2_before_ray_starts(write_spec):
+    path = write_spec(GOOD.replace("name: cli", "name: ../../etc"))
+    done = subprocess.run([sys.executable, "-m", "tunerd.cli", "launch", str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert "name: must start with a letter or digit" in done.stderr
+    assert "Started a local Ray instance" not in done.stderr + done.stdout

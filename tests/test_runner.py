@@ -1,0 +1,133 @@
+"""The runner end to end with user trainables: files on disk, ASHA, errors, TensorBoard, storage rules."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+
+import tunerd
+from tunerd.errors import UsageError
+
+QUADRATIC = """\
+name: {name}
+trainable: tests.fixtures.toy:quadratic
+metric: loss
+mode: min
+seed: 0
+space:
+  x: {{uniform: [-10, 10]}}
+  offset: 0.25
+  epochs: 9
+search: {{algorithm: random, num_samples: {samples}}}
+scheduler: {{name: {scheduler}, grace_period: 1, reduction_factor: 3}}
+stop: {{max_epochs: 9}}
+failures: {{max_retries: 0}}
+"""
+
+
+def launch(write_spec, tmp_path, *, name="quad", samples=4, scheduler="fifo", overrides=(), **kwargs):
+    path = write_spec(QUADRATIC.format(name=name, samples=samples, scheduler=scheduler), f"{name}.yaml")
+    experiment = tunerd.load(path, list(overrides), storage=str(tmp_path / "results"))
+    return tunerd.launch(experiment, quiet=True, **kwargs)
+
+
+def test_files_on_disk(ray_session, in_repo, write_spec, tmp_path):
+    outcome = launch(write_spec, tmp_path)
+    folder = outcome.folder
+    assert folder == tmp_path / "results" / "quad"
+    resolved = yaml.safe_load((folder / "spec.yaml").read_text())
+    assert resolved["search"]["num_samples"] == 4 and resolved["scheduler"]["name"] == "fifo"
+    assert resolved["checkpoint"] == {"every": 1, "keep": 2}  # defaults are written out
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert {"name", "state", "metric", "mode", "started", "updated", "best", "test", "trials"} <= set(summary)
+    assert summary["state"] == "finished" and summary["metric"] == "loss"
+    trial = summary["trials"][0]
+    assert {"trial_id", "status", "config", "epochs", "last", "best"} <= set(trial)
+    assert len(trial["history"]) == 9 and trial["last"]["epoch"] == 9
+    best_loss = min(t["best"]["loss"] for t in summary["trials"])
+    assert summary["best"]["metric"] == best_loss
+    assert summary["best"]["config"]["offset"] == 0.25
+
+    with open(folder / "leaderboard.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["loss"]) for r in rows] == sorted(float(r["loss"]) for r in rows)
+    assert rows[0]["trial_id"] == summary["best"]["trial_id"] and "config/x" in rows[0]
+
+    trial_dirs = sorted(p for p in folder.iterdir() if p.name.startswith("trial_"))
+    assert len(trial_dirs) == 4
+    assert (folder / "tuner.pkl").exists()  # a Ray Tune experiment folder: Tuner.restore works on it
+
+
+def test_tensorboard_has_scalars_and_every_hparam(ray_session, in_repo, write_spec, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    outcome = launch(write_spec, tmp_path, name="tb", samples=2)
+    trial_dir = next(p for p in outcome.folder.iterdir() if p.name.startswith("trial_"))
+    events = EventAccumulator(str(trial_dir))
+    events.Reload()
+    assert {"loss", "score"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("loss")] == list(range(1, 10))
+    content = events.PluginTagToContent("hparams")
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert set(start.hparams) == {"x", "offset", "epochs"}  # constants included, unlike Ray's own logger
+    assert start.hparams["offset"].number_value == 0.25
+    assert "_hparams_/session_end_info" in content
+    assert "_hparams_/experiment" not in content  # TensorBoard infers the columns from every trial
+
+
+def test_asha_stops_poor_trials_early_at_its_rungs(ray_session, in_repo, write_spec, tmp_path):
+    outcome = launch(write_spec, tmp_path, name="asha", samples=9, scheduler="asha",
+                     overrides=["search.max_concurrent=1"])
+    trials = outcome.summary["trials"]
+    stopped = [t for t in trials if t["status"] == "stopped"]
+    finished = [t for t in trials if t["status"] == "finished"]
+    assert stopped and finished
+    assert all(t["epochs"] in (1, 3) for t in stopped)  # rungs: grace_period 1, reduction factor 3
+    assert all(t["epochs"] == 9 for t in finished)
+    best = outcome.summary["best"]
+    assert any(t["trial_id"] == best["trial_id"] for t in finished)
+
+
+def test_errored_trials_are_recorded_and_an_all_failed_experiment_fails(ray_session, in_repo, write_spec,
+                                                                         tmp_path):
+    path = write_spec(QUADRATIC.format(name="boom", samples=2, scheduler="fifo")
+                      .replace("toy:quadratic", "toy:explode"), "boom.yaml")
+    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "results")), quiet=True)
+    assert outcome.state == "failed"
+    summary = json.loads((outcome.folder / "summary.json").read_text())
+    assert summary["state"] == "failed" and summary["best"] is None
+    assert all(t["status"] == "errored" for t in summary["trials"])
+    assert all(t["error"].startswith("ValueError: bad configuration x=") for t in summary["trials"])
+
+
+def test_existing_name_is_refused_unless_overwrite(ray_session, in_repo, write_spec, tmp_path):
+    launch(write_spec, tmp_path, name="again", samples=1)
+    with pytest.raises(UsageError, match="already exists.*--overwrite"):
+        launch(write_spec, tmp_path, name="again", samples=1)
+    outcome = launch(write_spec, tmp_path, name="again", samples=2, overwrite=True)
+    assert len(outcome.summary["trials"]) == 2
+
+
+def test_target_stops_the_whole_experiment(ray_session, in_repo, write_spec, tmp_path):
+    outcome = launch(write_spec, tmp_path, name="target", samples=20,
+                     overrides=["stop.target=1000", "search.max_concurrent=1"])
+    # the first report already meets the target: nothing else is started
+    assert len(outcome.summary["trials"]) < 20
+
+
+def test_data_section_reaches_a_user_function_that_asks_for_it(ray_session, in_repo, write_spec, tmp_path):
+    path = write_spec("""\
+        name: data
+        trainable: tests.fixtures.toy:with_data
+        data: {name: mydata, anything: 1}
+        metric: loss
+        mode: min
+        space: {a: {choice: [1]}}
+        search: {algorithm: random, num_samples: 1}
+        """)
+    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "results")), quiet=True)
+    assert outcome.summary["best"]["metric"] == len("mydata")

@@ -1,0 +1,35 @@
+"""tunerd's built-in trainables: model families, data, and the one training loop they share.
+
+`train_builtin` is the Ray Tune function trainable; `run_training` is the same loop with reporting and
+the starting checkpoint injected, for tests and other runners.
+"""
+from __future__ import annotations
+
+from trainables.builtin import train_builtin
+from trainables.context import TrialContext
+from trainables.data import SOURCES, Dataset, load_dataset
+from trainables.export import evaluate_checkpoint, export_best, load_model
+from trainables.knobs import KNOB_CHOICES, knob_names
+from trainables.loop import METRIC_KEYS, SEARCHABLE_METRICS, run_training
+from trainables.registry import BUILTINS, resolve_trainable
+
+#: names of the built-in data sets (`data.name`)
+DATASETS = tuple(SOURCES)
+
+__all__ = [
+    "DATASETS",
+    "BUILTINS",
+    "KNOB_CHOICES",
+    "METRIC_KEYS",
+    "SEARCHABLE_METRICS",
+    "Dataset",
+    "TrialContext",
+    "evaluate_checkpoint",
+    "export_best",
+    "knob_names",
+    "load_dataset",
+    "load_model",
+    "resolve_trainable",
+    "run_training",
+    "train_builtin",
+]

@@ -1,0 +1,67 @@
+"""A small convolutional network for images (N, C, H, W): the `cnn` built-in."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from trainables.models.common import ModelConfig, init_weights, make_activation
+from trainables.validation import require
+
+
+@dataclass(frozen=True, kw_only=True)
+class CNNConfig(ModelConfig):
+    conv_layers: int = 2
+    filters: int = 32
+    kernel_size: int = 3
+    dense_units: int = 128
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.conv_layers >= 1, "conv_layers", self.conv_layers, "must be >= 1")
+        require(self.filters >= 1, "filters", self.filters, "must be >= 1")
+        require(self.kernel_size >= 1, "kernel_size", self.kernel_size, "must be >= 1")
+        require(self.dense_units >= 1, "dense_units", self.dense_units, "must be >= 1")
+
+
+class CNN(nn.Module):
+    """Conv blocks, then one dense hidden layer, then the classifier.
+
+    Block i: conv with `filters * 2**i` channels and 'same' padding, [batch norm], activation, and a 2x2
+    max-pool only while both sides are still >= 2 pixels, so deep stacks fit small images (digits: 8x8).
+    `features` (everything up to the last hidden layer) and `classifier` are separate so that transfer
+    learning can freeze one and train the other.
+    """
+
+    def __init__(self, config: CNNConfig, input_shape: tuple[int, ...], n_classes: int) -> None:
+        super().__init__()
+        require(len(input_shape) == 3, "cnn input", tuple(input_shape),
+                "needs images shaped (channels, height, width); use mlp for tabular data")
+        channels, height, width = input_shape
+        layers: list[nn.Module] = []
+        for i in range(config.conv_layers):
+            out = config.filters * 2**i
+            layers.append(nn.Conv2d(channels, out, config.kernel_size, padding="same", bias=not config.batch_norm))
+            if config.batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(make_activation(config.activation))
+            if min(height, width) >= 2:
+                layers.append(nn.MaxPool2d(2))
+                height, width = height // 2, width // 2
+            channels = out
+        layers.append(nn.Flatten())
+        if config.dropout > 0:
+            layers.append(nn.Dropout(config.dropout))
+        layers.append(nn.Linear(channels * height * width, config.dense_units, bias=not config.batch_norm))
+        if config.batch_norm:
+            layers.append(nn.BatchNorm1d(config.dense_units))
+        layers.append(make_activation(config.activation))
+        if config.dropout > 0:
+            layers.append(nn.Dropout(config.dropout))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(config.dense_units, n_classes)
+        init_weights(self, config.init, config.activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class logits (N, n_classes)."""
+        return self.classifier(self.features(x))

@@ -1,0 +1,48 @@
+"""A multi-layer perceptron over flattened input (tabular features, or images): the `mlp` built-in."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from trainables.models.common import ModelConfig, init_weights, make_activation
+from trainables.validation import require
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLPConfig(ModelConfig):
+    hidden_layers: int = 2
+    units: int = 128
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.hidden_layers >= 0, "hidden_layers", self.hidden_layers, "must be >= 0")
+        require(self.units >= 1, "units", self.units, "must be >= 1")
+
+
+class MLP(nn.Module):
+    """`hidden_layers` x (linear, [batch norm], activation, [dropout]), then the classifier.
+
+    `hidden_layers: 0` is multinomial logistic regression, a useful baseline to search against.
+    """
+
+    def __init__(self, config: MLPConfig, input_shape: tuple[int, ...], n_classes: int) -> None:
+        super().__init__()
+        width = math.prod(input_shape)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for _ in range(config.hidden_layers):
+            layers.append(nn.Linear(width, config.units, bias=not config.batch_norm))
+            if config.batch_norm:
+                layers.append(nn.BatchNorm1d(config.units))
+            layers.append(make_activation(config.activation))
+            if config.dropout > 0:
+                layers.append(nn.Dropout(config.dropout))
+            width = config.units
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width, n_classes)
+        init_weights(self, config.init, config.activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class logits (N, n_classes)."""
+        return self.classifier(self.features(x))

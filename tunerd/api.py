@@ -1,0 +1,59 @@
+"""tunerd's Python API: what the CLI calls, and what users and tests call directly."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tunerd import runner, spec as speclib
+from tunerd.space import Choice, Distribution, Grid, flatten
+from tunerd.spec import Experiment
+
+
+def load(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (), *,
+         name: str | None = None, storage: str | None = None) -> Experiment:
+    """Read and validate an experiment file, the trainable's import included (raises `UsageError`s)."""
+    experiment = speclib.load(path, overrides, name=name, storage=storage)
+    runner.check_trainable(experiment)
+    return experiment
+
+
+def _describe(node: Any) -> str:
+    if isinstance(node, Distribution):
+        return f"{node.kind}{list(node.args)}"
+    if isinstance(node, Choice):
+        return f"choice of {len(node.options)}"
+    if isinstance(node, Grid):
+        return f"grid of {len(node.values)}"
+    return repr(node)
+
+
+def plan(experiment: Experiment) -> dict[str, Any]:
+    """The resolved plan `tunerd validate` prints: what will run, how many trials, on what."""
+    spec = experiment.spec
+    searched = {k: _describe(v) for k, v in flatten(experiment.space, sep=".").items()
+                if isinstance(v, (Distribution, Choice, Grid))}
+    constants = {k: v for k, v in flatten(experiment.space, sep=".").items() if k not in searched}
+    return {
+        "name": spec.name,
+        "trainable": spec.trainable,
+        "data": spec.data.model_dump(exclude_none=True),
+        "metric": f"{spec.metric} ({spec.mode})",
+        "algorithm": spec.search.algorithm,
+        "scheduler": spec.scheduler.name if spec.scheduler.name == "fifo" else
+        f"{spec.scheduler.name} (grace_period {spec.scheduler.grace_period}, "
+        f"reduction_factor {spec.scheduler.reduction_factor:g}, max_t {spec.stop.max_epochs})",
+        "trials": experiment.trial_count,
+        "max_concurrent": spec.search.max_concurrent or "as resources allow",
+        "resources per trial": f"cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu:g}",
+        "searched": searched,
+        "constants": constants,
+        "results": str(runner.experiment_folder(experiment)),
+    }
+
+
+def launch(experiment: Experiment | str | os.PathLike[str], *, address: str | None = None,
+           overwrite: bool = False, quiet: bool = False, num_cpus: int | None = None) -> runner.Outcome:
+    """Run an experiment (a loaded `Experiment` or a file path) to the end; returns its `Outcome`."""
+    if not isinstance(experiment, Experiment):
+        experiment = load(experiment)
+    return runner.launch(experiment, address=address, overwrite=overwrite, quiet=quiet, num_cpus=num_cpus)

@@ -1,0 +1,282 @@
+"""tunerd's own record of an experiment: `summary.json` and `leaderboard.csv`, always written atomically.
+
+Ray keeps its own files too, but a kill during its periodic sync can leave them empty; this record is
+written by the driver after every change (temp file, then rename) so it is never half-written.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+#: the per-epoch scalars kept in a trial's history (enough for learning curves and diagnosis)
+HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "generalization_gap")
+TRIAL_STATES = ("pending", "running", "finished", "stopped", "diverged", "errored")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` so that readers see the old file or the new one, never a part of either."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    write_atomic(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null (a diverged loss is recorded by its status)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return _jsonable(value.item())
+    return str(value)
+
+
+def _scalars(result: dict[str, Any]) -> dict[str, Any]:
+    """The trainable's own metrics from a Ray result (Ray's bookkeeping keys left out)."""
+    skip = {"config", "trial_id", "experiment_id", "date", "timestamp", "pid", "hostname", "node_ip",
+            "time_this_iter_s", "time_total_s", "time_since_restore", "iterations_since_restore",
+            "timesteps_since_restore", "checkpoint_dir_name", "should_checkpoint", "done",
+            "training_iteration", "timesteps_total", "episodes_total"}
+    return {k: v for k, v in result.items()
+            if k not in skip and isinstance(v, (int, float, bool, str)) and v is not None}
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    config: dict[str, Any]
+    status: str = "pending"
+    epochs: int = 0
+    planned_epochs: int | None = None
+    last: dict[str, Any] = field(default_factory=dict)
+    best: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    retries: int = 0
+    error: str | None = None
+    started: str | None = None
+    ended: str | None = None
+
+
+class ExperimentRecord:
+    """The live state of one experiment, and its rendering to `summary.json` / `leaderboard.csv`."""
+
+    def __init__(self, folder: str | os.PathLike[str], *, name: str, metric: str, mode: str,
+                 trial_count: int, started: str | None = None) -> None:
+        self.folder = Path(folder)
+        self.name = name
+        self.metric = metric
+        self.mode = mode
+        self.trial_count = trial_count
+        self.started = started or now_iso()
+        self.state = "running"
+        self.trials: dict[str, TrialRecord] = {}
+        self.best_checkpoint: str | None = None
+        self.test: dict[str, Any] | None = None
+        self.extra: dict[str, Any] = {}
+
+    # --- updates ------------------------------------------------------------------------------------------
+    def trial(self, trial_id: str, config: dict[str, Any]) -> TrialRecord:
+        if trial_id not in self.trials:
+            self.trials[trial_id] = TrialRecord(trial_id=trial_id, config=config)
+        return self.trials[trial_id]
+
+    def started_trial(self, trial_id: str, config: dict[str, Any]) -> None:
+        record = self.trial(trial_id, config)
+        record.status = "running"
+        record.started = record.started or now_iso()
+
+    def add_result(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
+        record = self.trial(trial_id, config)
+        metrics = _scalars(result)
+        record.status = "running"
+        record.epochs = int(metrics.get("epoch", result.get("training_iteration", record.epochs + 1)))
+        if "planned_epochs" in metrics:
+            record.planned_epochs = int(metrics["planned_epochs"])
+        record.last = metrics
+        value = metrics.get(self.metric)
+        if _finite(value) and (not record.best or self._better(value, record.best[self.metric])):
+            record.best = metrics
+        record.history = [h for h in record.history if h.get("epoch", 0) < record.epochs]
+        record.history.append({k: metrics[k] for k in HISTORY_KEYS if k in metrics})
+
+    def ended_trial(self, trial_id: str, config: dict[str, Any], *, max_epochs: int) -> TrialRecord:
+        record = self.trial(trial_id, config)
+        planned = record.planned_epochs or max_epochs
+        if record.last.get("diverged"):
+            record.status = "diverged"
+        elif record.last.get("early_stopped") or record.epochs < planned:
+            record.status = "stopped"
+        else:
+            record.status = "finished"
+        record.ended = now_iso()
+        return record
+
+    def errored_trial(self, trial_id: str, config: dict[str, Any], error: str | None) -> None:
+        record = self.trial(trial_id, config)
+        record.status = "errored"
+        record.error = error or "the trial failed (no error message was recorded)"
+        record.ended = now_iso()
+
+    def retried_trial(self, trial_id: str, config: dict[str, Any]) -> None:
+        record = self.trial(trial_id, config)
+        record.retries += 1
+        record.status = "running"
+
+    # --- queries ------------------------------------------------------------------------------------------
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.mode == "max" else a < b
+
+    def ranked(self) -> list[TrialRecord]:
+        """Trials best first; those without a finite metric value last, in start order."""
+        scored = [t for t in self.trials.values() if t.best]
+        unscored = [t for t in self.trials.values() if not t.best]
+        scored.sort(key=lambda t: t.best[self.metric], reverse=self.mode == "max")
+        return scored + unscored
+
+    def best(self) -> TrialRecord | None:
+        ranked = self.ranked()
+        return ranked[0] if ranked and ranked[0].best else None
+
+    def counts(self) -> dict[str, int]:
+        counts = {state: 0 for state in TRIAL_STATES}
+        for trial in self.trials.values():
+            counts[trial.status] += 1
+        counts["pending"] += max(0, self.trial_count - len(self.trials))
+        return counts
+
+    # --- rendering ----------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        best = self.best()
+        return {
+            "name": self.name,
+            "state": self.state,
+            "metric": self.metric,
+            "mode": self.mode,
+            "started": self.started,
+            "updated": now_iso(),
+            "trial_count": self.trial_count,
+            "counts": self.counts(),
+            "best": None if best is None else {
+                "trial_id": best.trial_id,
+                "config": best.config,
+                "metric": best.best[self.metric],
+                "epoch": best.best.get("epoch"),
+                "epochs": best.epochs,
+                "checkpoint": self.best_checkpoint,
+            },
+            "test": self.test,
+            **self.extra,
+            "trials": [asdict(self.trials[k]) for k in sorted(self.trials)],  # creation order
+        }
+
+    def write(self) -> None:
+        write_json_atomic(self.folder / "summary.json", self.summary())
+
+    def write_leaderboard(self) -> None:
+        rows = self.ranked()
+        metric_keys = sorted({k for t in rows for k in t.best if k not in ("diverged", "early_stopped")})
+        config_keys = sorted({k for t in rows for k in _flat(t.config)})
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["rank", "trial_id", "status", "epochs", *metric_keys,
+                         *[f"config/{k}" for k in config_keys], "error"])
+        for rank, t in enumerate(rows, 1):
+            flat = _flat(t.config)
+            writer.writerow([rank, t.trial_id, t.status, t.epochs, *[t.best.get(k, "") for k in metric_keys],
+                             *[flat.get(k, "") for k in config_keys], t.error or ""])
+        write_atomic(self.folder / "leaderboard.csv", buffer.getvalue())
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    from tunerd.space import flatten
+
+    return flatten(config)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def error_summary(text: str | None) -> str | None:
+    """The line of a traceback a user needs: the exception and its message."""
+    if not text:
+        return None
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if not line.startswith(("File ", "^", "~")) and ("Error" in line or "Exception" in line):
+            return line
+    return lines[-1] if lines else None
+
+
+class RecordCallback(Callback):
+    """Keeps `summary.json` current as trials start, report, end, fail and retry (driver side)."""
+
+    def __init__(self, record: ExperimentRecord, *, max_epochs: int, min_interval_s: float = 1.0) -> None:
+        self.record = record
+        self.max_epochs = max_epochs
+        self.min_interval_s = min_interval_s
+        self._last_write = 0.0
+
+    def _save(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_write >= self.min_interval_s:
+            self.record.write()
+            self._last_write = now
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.record.started_trial(trial.trial_id, trial.config)
+        self._save()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.record.add_result(trial.trial_id, trial.config, result)
+        self._save()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.record.ended_trial(trial.trial_id, trial.config, max_epochs=self.max_epochs)
+        self._save(force=True)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.record.retried_trial(trial.trial_id, trial.config)
+        self._save(force=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        text = None
+        if trial.error_file and Path(trial.error_file).exists():
+            text = Path(trial.error_file).read_text(errors="replace")
+        self.record.errored_trial(trial.trial_id, trial.config, error_summary(text))
+        self._save(force=True)
+
+    def on_experiment_end(self, trials, **info):
+        self._save(force=True)

@@ -1,0 +1,271 @@
+"""Runs an experiment on Ray Tune: storage checks, the Ray session, the Tuner, and the final record.
+
+The flow: a validated `Experiment` -> trainable (built-in or the user's) with its resources -> searcher,
+scheduler, stoppers -> `Tuner.fit()` with tunerd's callbacks (record, TensorBoard, progress) -> the best
+trial's model exported to `best/` and scored once on the held-out test split.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import logging
+import os
+import shutil
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import ray
+import yaml
+from ray import tune
+from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+
+from tunerd.errors import TunerdError, UsageError
+from tunerd.progress import ProgressView
+from tunerd.results import ExperimentRecord, RecordCallback, write_atomic
+from tunerd.schedulers import build_scheduler, build_stopper
+from tunerd.searchers import build_search
+from tunerd.spec import Experiment
+from tunerd.tensorboard import HParamsTensorBoardCallback
+
+log = logging.getLogger("tunerd")
+
+
+@dataclass
+class Outcome:
+    """What `launch` hands back: the final state and the record it wrote."""
+
+    state: str  # finished | failed | interrupted
+    folder: Path
+    record: ExperimentRecord
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.record.summary()
+
+
+def experiment_folder(experiment: Experiment) -> Path:
+    if "://" in experiment.storage:
+        raise UsageError(f"storage {experiment.storage!r}: remote storage URIs are not supported yet; "
+                         "use a folder")
+    return Path(experiment.storage) / experiment.name
+
+
+def prepare_folder(folder: Path, *, overwrite: bool) -> None:
+    """Refuse to mix two experiments' results; check the storage is writable before any trial starts."""
+    if folder.exists() and any(folder.iterdir()):
+        if not overwrite:
+            raise UsageError(f"experiment '{folder.name}' already exists in {folder.parent}: pass --overwrite "
+                             "to replace it, or choose another --name")
+        shutil.rmtree(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".tunerd-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"storage {folder.parent} is not writable: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
+    """Join `address`, or start an embedded local Ray bound to 127.0.0.1; stop only what we started."""
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Ray's old output flow honours verbose=0: tunerd draws progress
+    if ray.is_initialized():
+        yield
+        return
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
+                              "configure_logging": True}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath()}}, **kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _worker_pythonpath() -> str:
+    """Workers of the embedded Ray import a user's `module:function` from the folder tunerd runs in."""
+    return os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
+
+
+def user_function(trainable: str) -> Callable[..., Any]:
+    """Import `package.module:function`; a module outside site-packages is shipped to workers by value."""
+    import cloudpickle
+
+    module_name, _, function_name = trainable.partition(":")
+    if os.getcwd() not in sys.path:  # `tunerd` is a console script: the current folder is not on the path
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"trainable {trainable!r}: cannot import module {module_name!r} ({exc}); it must be "
+                         "importable from the current folder or PYTHONPATH") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise UsageError(f"trainable {trainable!r}: module {module_name!r} has no function {function_name!r}")
+    site = sysconfig.get_paths()["purelib"]
+    if not str(getattr(module, "__file__", "") or "").startswith(site):
+        cloudpickle.register_pickle_by_value(module)
+    return function
+
+
+def check_trainable(experiment: Experiment) -> None:
+    """Import a user's trainable now, so a wrong `module:function` fails before anything starts."""
+    if not experiment.is_builtin:
+        user_function(experiment.spec.trainable)
+
+
+def build_trainable(experiment: Experiment) -> Any:
+    spec = experiment.spec
+    data = spec.data.model_dump(exclude_none=True)
+    if experiment.is_builtin:
+        from trainables import TrialContext, train_builtin
+
+        context = TrialContext(trainable=spec.trainable, data=data, seed=spec.seed,
+                               max_epochs=spec.stop.max_epochs, checkpoint_every=spec.checkpoint.every,
+                               metric=spec.metric, mode=spec.mode)
+        function = tune.with_parameters(train_builtin, context=context)
+    else:
+        function = user_function(spec.trainable)
+        if "data" in inspect.signature(function).parameters:
+            function = tune.with_parameters(function, data=data)
+    return tune.with_resources(function, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short, stable trial folder names (Ray's default embeds the whole config)."""
+    return f"trial_{trial.trial_id}"
+
+
+def _callbacks(experiment: Experiment, record: ExperimentRecord, quiet: bool) -> list[Any]:
+    callbacks: list[Any] = [RecordCallback(record, max_epochs=experiment.spec.stop.max_epochs)]
+    if experiment.spec.tensorboard:
+        callbacks.append(HParamsTensorBoardCallback(experiment.spec.metric))
+    callbacks.append(ProgressView(record, quiet=quiet))
+    return callbacks
+
+
+def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool) -> tune.Tuner:
+    spec = experiment.spec
+    search_alg, param_space = build_search(experiment)
+    return tune.Tuner(
+        build_trainable(experiment),
+        param_space=param_space,
+        tune_config=TuneConfig(
+            metric=spec.metric,
+            mode=spec.mode,
+            search_alg=search_alg,
+            scheduler=build_scheduler(spec),
+            num_samples=experiment.num_samples,
+            max_concurrent_trials=spec.search.max_concurrent,
+            time_budget_s=spec.stop.time_budget_s,
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=RunConfig(
+            name=experiment.name,
+            storage_path=experiment.storage,
+            stop=build_stopper(spec),
+            checkpoint_config=CheckpointConfig(num_to_keep=spec.checkpoint.keep,
+                                               checkpoint_score_attribute=spec.metric,
+                                               checkpoint_score_order=spec.mode),
+            failure_config=FailureConfig(max_failures=spec.failures.max_retries),
+            callbacks=_callbacks(experiment, record, quiet),
+            verbose=0,
+        ),
+    )
+
+
+def launch(experiment: Experiment, *, address: str | None = None, overwrite: bool = False,
+           quiet: bool = False, num_cpus: int | None = None) -> Outcome:
+    """Run the experiment to the end and write its record; see `Outcome` for what comes back."""
+    folder = experiment_folder(experiment)
+    check_trainable(experiment)
+    prepare_folder(folder, overwrite=overwrite)
+    write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
+    record = ExperimentRecord(folder, name=experiment.name, metric=experiment.spec.metric,
+                              mode=experiment.spec.mode, trial_count=experiment.trial_count)
+    record.write()
+    with ray_session(address, num_cpus):
+        tuner = build_tuner(experiment, record, quiet=quiet)
+        try:
+            results = tuner.fit()
+        except KeyboardInterrupt:
+            return _interrupted(record, folder)
+        except Exception as exc:  # Ray's own failure (not a trial's): keep what is recorded
+            record.state = "failed"
+            record.extra["error"] = f"{type(exc).__name__}: {exc}"
+            record.write()
+            raise TunerdError(f"the experiment failed: {type(exc).__name__}: {exc}") from exc
+        if _was_interrupted(results):
+            return _interrupted(record, folder)
+        return _finish(experiment, record, folder, results)
+
+
+def _was_interrupted(results: Any) -> bool:
+    """Tune returns normally on Ctrl-C: trials left pending or running mean it was cut short."""
+    trials = getattr(results, "_experiment_analysis", None)
+    trials = getattr(trials, "trials", None) or []
+    return any(t.status in ("PENDING", "RUNNING", "PAUSED") for t in trials)
+
+
+def _interrupted(record: ExperimentRecord, folder: Path) -> Outcome:
+    record.state = "interrupted"
+    record.write()
+    return Outcome("interrupted", folder, record)
+
+
+def _finish(experiment: Experiment, record: ExperimentRecord, folder: Path, results: Any) -> Outcome:
+    best = record.best()
+    if best is None:
+        record.state = "failed"
+        record.extra["error"] = "no trial reported a finite value of " + experiment.spec.metric
+        record.write()
+        record.write_leaderboard()
+        return Outcome("failed", folder, record)
+    checkpoint = _best_checkpoint(results, best.trial_id, experiment.spec.metric, experiment.spec.mode)
+    if checkpoint is not None:
+        record.best_checkpoint = checkpoint.path
+        with checkpoint.as_directory() as local:
+            _export(experiment, record, Path(local), folder / "best")
+    record.state = "finished"
+    record.write()
+    record.write_leaderboard()
+    return Outcome("finished", folder, record)
+
+
+def _best_checkpoint(results: Any, trial_id: str, metric: str, mode: str) -> Any:
+    for result in results:
+        if (result.metrics or {}).get("trial_id") == trial_id:
+            ranked = [(c, m) for c, m in result.best_checkpoints if _finite(m.get(metric))]
+            if ranked:
+                return max(ranked, key=lambda cm: cm[1][metric] if mode == "max" else -cm[1][metric])[0]
+            return result.checkpoint
+    return None
+
+
+def _finite(value: Any) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _export(experiment: Experiment, record: ExperimentRecord, checkpoint_dir: Path, best_dir: Path) -> None:
+    """`best/` rebuilds the winner; built-ins are also scored once on the test split (never seen before)."""
+    if best_dir.exists():
+        shutil.rmtree(best_dir)
+    if not experiment.is_builtin:
+        shutil.copytree(checkpoint_dir, best_dir)
+        return
+    from trainables import evaluate_checkpoint, export_best
+
+    export_best(checkpoint_dir, best_dir)
+    record.test = evaluate_checkpoint(checkpoint_dir, split="test")
+

@@ -1,0 +1,51 @@
+"""Schedulers (early stopping of trials) and stoppers (ending trials or the whole experiment).
+
+A trial's time is its number of reports (`training_iteration`): one report per epoch for the built-ins,
+so ASHA's rungs and `stop.max_epochs` are counted in epochs.
+"""
+from __future__ import annotations
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
+from ray.tune.stopper import CombinedStopper, MaximumIterationStopper, Stopper
+
+from tunerd.spec import ExperimentSpec
+
+TIME_ATTR = "training_iteration"
+
+
+def build_scheduler(spec: ExperimentSpec) -> TrialScheduler:
+    settings = spec.scheduler
+    if settings.name == "asha":
+        return ASHAScheduler(time_attr=TIME_ATTR, max_t=spec.stop.max_epochs, grace_period=settings.grace_period,
+                             reduction_factor=settings.reduction_factor)
+    if settings.name == "median":
+        return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=settings.grace_period, min_samples_required=3)
+    return FIFOScheduler()
+
+
+class TargetStopper(Stopper):
+    """Ends the whole experiment once any trial reaches `target` (SPEC §1 `stop.target`).
+
+    Ray has no stopper that compares a metric with a threshold in the right direction for `mode`.
+    """
+
+    def __init__(self, metric: str, mode: str, target: float) -> None:
+        self.metric, self.mode, self.target = metric, mode, target
+        self.reached = False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (value >= self.target) if self.mode == "max" else (value <= self.target):
+                self.reached = True
+        return self.reached
+
+    def stop_all(self) -> bool:
+        return self.reached
+
+
+def build_stopper(spec: ExperimentSpec) -> Stopper:
+    stoppers: list[Stopper] = [MaximumIterationStopper(spec.stop.max_epochs)]
+    if spec.stop.target is not None:
+        stoppers.append(TargetStopper(spec.metric, spec.mode, spec.stop.target))
+    return CombinedStopper(*stoppers)

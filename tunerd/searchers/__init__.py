@@ -1,0 +1,48 @@
+"""Search algorithms: one adapter per backend, chosen by `search.algorithm`.
+
+grid and random use Ray's basic variant generator, hyperopt Ray's `HyperOptSearch`, bayesopt tunerd's own
+`BayesOptSearcher` (Ray's `BayesOptSearch` is broken with bayesian-optimization >= 2).
+Returns the search algorithm and the param_space the Tuner gets alongside it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
+
+from tunerd.space import flatten, to_tune
+from tunerd.spec import Experiment
+
+ALGORITHMS = ("grid", "random", "hyperopt", "bayesopt")
+HYPEROPT_RANDOM_INITIAL = 10
+BAYESOPT_RANDOM_INITIAL = 5
+
+__all__ = ["ALGORITHMS", "build_search"]
+
+
+def build_search(experiment: Experiment) -> tuple[SearchAlgorithm | Searcher, dict[str, Any]]:
+    spec = experiment.spec
+    search = spec.search
+    points = [dict(p) for p in search.initial_points]
+    if search.algorithm in ("grid", "random"):
+        grid = search.algorithm == "grid"
+        generator = BasicVariantGenerator(points_to_evaluate=points or None, random_state=spec.seed)
+        return generator, to_tune(experiment.space, choices_are_grid=grid)
+    if search.algorithm == "hyperopt":
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        searcher = HyperOptSearch(
+            points_to_evaluate=[flatten(p) for p in points] or None,  # HyperOptSearch wants `a/b` keys
+            n_initial_points=search.random_initial if search.random_initial is not None
+            else HYPEROPT_RANDOM_INITIAL,
+            random_state_seed=spec.seed,
+        )
+        return searcher, to_tune(experiment.space)
+    from tunerd.searchers.bayesopt import BayesOptSearcher
+
+    searcher = BayesOptSearcher(
+        experiment.space, metric=spec.metric, mode=spec.mode, seed=spec.seed, initial_points=points,
+        random_initial=search.random_initial if search.random_initial is not None else BAYESOPT_RANDOM_INITIAL,
+        acquisition=search.acquisition,
+    )
+    return searcher, {}  # the searcher returns whole configs, constants included

@@ -1,0 +1,389 @@
+"""Bayesian optimisation for Ray Tune on bayes_opt's ask/tell API.
+
+Ray's own `BayesOptSearch` imports `UtilityFunction`, which bayesian-optimization >= 2 removed; this
+searcher drives `BayesianOptimization(f=None, ...)` with `suggest()`/`register()` instead.
+
+Encoding of tunerd's space (see `tunerd/space.py`) into bayes_opt parameters, one per node:
+
+- uniform, quniform: a float on [lo, hi]; quniform rounds to the nearest multiple of q inside [lo, hi].
+- loguniform, qloguniform: a float on [log10 lo, log10 hi], decoded by 10**u (qloguniform then rounds to q).
+- lograndint: a float on [log10 lo, log10(hi + 1)], decoded by floor(10**u) -> int in [lo, hi] (Ray's rule).
+- randint: a bayes_opt integer on [lo, hi]; qrandint: a bayes_opt integer k on the multiples k*q inside
+  [lo, hi], so every value the GP sees is a valid one.
+- normal(mean, sd): a float on [mean - 3 sd, mean + 3 sd]; random points draw N(mean, sd) clipped to that
+  box, the GP searches the box uniformly (a GP has no prior over inputs).
+- choice: a bayes_opt categorical over the option *indices* as strings ("0", "1", ...): bayes_opt's own
+  categories must be hashable and unique, and a list of two numbers or bools is read as float bounds.
+  Each option is a sub-tree with its own parameters, named by path (`model[1]/lr`); all branches are
+  searched, only the chosen branch's values reach the config.
+
+A node with a single possible value (one option, `randint [3, 3]`) is a constant, not a parameter.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from bayes_opt import BayesianOptimization
+from bayes_opt.acquisition import (AcquisitionFunction, ExpectedImprovement,
+                                   ProbabilityOfImprovement, UpperConfidenceBound)
+from ray.tune.search import Searcher
+
+from tunerd.space import Choice, Distribution, Grid
+
+logger = logging.getLogger(__name__)
+
+ACQUISITIONS = ("ei", "ucb", "poi")
+#: EI's margin: 0, its variance term explores enough (on Branin, xi = 1% of the target range ended ~0.1
+#: above the minimum after 60 evaluations, xi = 0 within 0.001)
+EI_XI = 0.0
+#: PoI's margin, as a fraction of the observed target range (PoI with 0 only exploits)
+POI_XI_FRACTION = 0.01
+UCB_KAPPA = 2.576
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class _Num:
+    """A numeric node bound to its bayes_opt parameter `name`."""
+
+    name: str
+    dist: Distribution
+
+
+@dataclass(frozen=True)
+class _Pick:
+    """A choice bound to its categorical `name`; `branches[i]` is option i compiled as a sub-tree."""
+
+    name: str
+    branches: tuple[Any, ...]
+
+
+class _Mismatch(Exception):
+    """An initial point does not fit the space (turned into a ValueError naming the point)."""
+
+
+def _quantize(x: float, q: float, lo: float, hi: float) -> float:
+    """Nearest multiple of q to x that lies inside [lo, hi] (space validation guarantees one exists)."""
+    k = min(max(round(x / q), math.ceil(lo / q - 1e-9)), math.floor(hi / q + 1e-9))
+    return float(f"{k * q:.12g}")  # drop float noise: 0.30000000000000004 -> 0.3
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that keeps True apart from 1 (YAML options can mix them)."""
+    return (isinstance(a, bool) == isinstance(b, bool)) and type(a) is not dict and a == b
+
+
+class BayesOptSearcher(Searcher):
+    """GP-based search (bayes_opt) over a parsed tunerd space; `suggest()` returns the full config.
+
+    The first `max(random_initial, len(initial_points))` suggestions are the initial points, then seeded
+    random ones; after that each suggestion fits a fresh optimizer on the completed trials plus the
+    running ones at the worst observed target (a hand-made constant liar, so concurrent suggestions differ).
+    """
+
+    def __init__(self, space: dict, *, metric: str, mode: str, seed: int = 0,
+                 initial_points: list[dict] = (), random_initial: int = 5, acquisition: str = "ei") -> None:
+        if not isinstance(space, dict):
+            raise ValueError(f"space={space!r}: must be a dict of parsed nodes")
+        _check_metric_mode(metric, mode)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ValueError(f"seed={seed!r}: must be an int in [0, 2**32 - 1]")
+        if isinstance(random_initial, bool) or not isinstance(random_initial, int) or random_initial < 0:
+            raise ValueError(f"random_initial={random_initial!r}: must be an int >= 0")
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition={acquisition!r}: must be one of {list(ACQUISITIONS)}")
+        if not isinstance(initial_points, (list, tuple)) or not all(isinstance(p, dict) for p in initial_points):
+            raise ValueError(f"initial_points={initial_points!r}: must be a list of config dicts")
+        super().__init__(metric=metric, mode=mode)
+        self._pbounds: dict[str, Any] = {}
+        self._normals: dict[str, Distribution] = {}
+        self._plan = self._compile(space, "")
+        self._random_initial = random_initial
+        self._acquisition_name = acquisition
+        self._rng = np.random.RandomState(seed)
+        self._initial: list[dict[str, Any]] = []
+        for i, raw in enumerate(initial_points):
+            try:
+                self._initial.append(self._encode(self._plan, raw, ""))
+            except _Mismatch as e:
+                raise ValueError(f"initial_points[{i}]{e}") from None
+        self._observed: list[tuple[dict[str, Any], float]] = []  # (point, metric as reported)
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._count = 0
+
+    # --- Ray's Searcher interface -------------------------------------------------------------------
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """Accept the Tuner's metric/mode; `config` is ignored (the Tuner's param_space is `{}`)."""
+        _check_metric_mode(metric or self._metric, mode or self._mode)
+        self._metric, self._mode = metric or self._metric, mode or self._mode
+        return True
+
+    def suggest(self, trial_id: str) -> dict:
+        """The next full config; its internal point stays pending until the trial completes."""
+        if self._initial:
+            point = {**self._random_point(), **self._initial.pop(0)}
+        elif self._count < self._random_initial or not self._observed or not self._pbounds:
+            point = self._fresh(self._random_point())
+        else:
+            point = self._fresh(self._gp_point())
+        self._count += 1
+        self._pending[trial_id] = point
+        return self._build(self._plan, point)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Record the trial's metric; errored trials or missing / non-finite metrics only leave `pending`."""
+        point = self._pending.pop(trial_id, None)
+        if point is None or error:
+            return
+        value = (result or {}).get(self._metric)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            logger.warning("trial %s: metric %r is %r, not a finite number; not used for the model",
+                           trial_id, self._metric, (result or {}).get(self._metric))
+            return
+        self._observed.append((point, value))
+
+    def save(self, checkpoint_path: str) -> None:
+        """Write the whole state as JSON, atomically (temp file in the same folder, then os.replace)."""
+        name, keys, pos, has_gauss, gauss = self._rng.get_state()
+        state = {
+            "version": _STATE_VERSION, "space": self._signature(), "metric": self._metric, "mode": self._mode,
+            "count": self._count, "observed": self._observed, "pending": self._pending,
+            "initial": self._initial, "rng": [name, keys.tolist(), pos, has_gauss, gauss],
+        }
+        folder = os.path.dirname(os.path.abspath(checkpoint_path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bayesopt-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, checkpoint_path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Load a state written by `save` for the same space; the sequence continues where it stopped."""
+        with open(checkpoint_path) as f:
+            state = json.load(f)
+        if state.get("version") != _STATE_VERSION or state.get("space") != self._signature():
+            raise ValueError(f"{checkpoint_path}: saved for a different search space or searcher version")
+        self._metric, self._mode, self._count = state["metric"], state["mode"], state["count"]
+        self._observed = [(point, value) for point, value in state["observed"]]
+        self._pending, self._initial = state["pending"], state["initial"]
+        name, keys, pos, has_gauss, gauss = state["rng"]
+        self._rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+
+    # --- the space ----------------------------------------------------------------------------------
+    def _compile(self, tree: Any, name: str) -> Any:
+        """Mirror `tree` with parameters registered in `_pbounds` under their path names."""
+        if isinstance(tree, Grid):
+            raise ValueError(f"{tree.path}: grid is not supported by bayesopt (use choice)")
+        if isinstance(tree, dict):
+            return {k: self._compile(v, f"{name}/{k}" if name else k) for k, v in tree.items()}
+        if isinstance(tree, Choice):
+            branches = tuple(self._compile(o, f"{name}[{i}]") for i, o in enumerate(tree.options))
+            if len(branches) == 1:
+                return branches[0]
+            self._pbounds[name] = [str(i) for i in range(len(branches))]
+            return _Pick(name, branches)
+        if isinstance(tree, Distribution):
+            bounds = _bounds(tree)
+            if bounds is None:  # a single possible value
+                return _single(tree)
+            self._pbounds[name] = bounds
+            if tree.kind == "normal":
+                self._normals[name] = tree
+            return _Num(name, tree)
+        return tree
+
+    def _signature(self) -> str:
+        return repr(sorted((k, [getattr(b, "__name__", b) for b in v]) for k, v in self._pbounds.items()))
+
+    def _build(self, plan: Any, point: dict[str, Any]) -> Any:
+        """The config for an internal point: constants as is, only the chosen branch of each choice."""
+        if isinstance(plan, dict):
+            return {k: self._build(v, point) for k, v in plan.items()}
+        if isinstance(plan, _Pick):
+            return self._build(plan.branches[int(point[plan.name])], point)
+        if isinstance(plan, _Num):
+            return _decode(plan.dist, point[plan.name])
+        return plan
+
+    def _encode(self, plan: Any, value: Any, where: str) -> dict[str, Any]:
+        """Internal values for a (partial) config; raises _Mismatch saying where it does not fit."""
+        if isinstance(plan, dict):
+            if not isinstance(value, dict):
+                raise _Mismatch(f"{where}: expected a mapping, got {value!r}")
+            unknown = sorted(set(value) - set(plan))
+            if unknown:
+                raise _Mismatch(f"{where}: unknown keys {unknown} (known: {sorted(plan)})")
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out.update(self._encode(plan[k], v, f"{where}.{k}"))
+            return out
+        if isinstance(plan, _Pick):
+            for i, branch in enumerate(plan.branches):
+                try:
+                    return {plan.name: str(i), **self._encode(branch, value, where)}
+                except _Mismatch:
+                    continue
+            raise _Mismatch(f"{where}: {value!r} matches none of the choice's options")
+        if isinstance(plan, _Num):
+            return {plan.name: _encode_number(plan.dist, value, where)}
+        if not _same(plan, value):
+            raise _Mismatch(f"{where}: {value!r} differs from the constant {plan!r}")
+        return {}
+
+    # --- points -------------------------------------------------------------------------------------
+    def _random_point(self) -> dict[str, Any]:
+        """A seeded random point: uniform in each parameter's box, normal kinds drawn from N(mean, sd)."""
+        point: dict[str, Any] = {}
+        for name, bounds in self._pbounds.items():
+            if isinstance(bounds, list):
+                point[name] = bounds[self._rng.randint(len(bounds))]
+            elif len(bounds) == 3:
+                point[name] = int(self._rng.randint(bounds[0], bounds[1] + 1))
+            else:
+                point[name] = float(self._rng.uniform(bounds[0], bounds[1]))
+        for name, dist in self._normals.items():
+            point[name] = float(np.clip(self._rng.normal(*dist.args), *self._pbounds[name]))
+        return point
+
+    def _to_target(self, value: float) -> float:
+        """The one place the sign lives: bayes_opt maximises, so 'min' metrics are negated."""
+        return value if self._mode == "max" else -value
+
+    def _acquisition(self, targets: list[float]) -> AcquisitionFunction:
+        """A new acquisition per optimizer; PoI's xi is in target units, so it scales with the observed range."""
+        if self._acquisition_name == "ucb":
+            return UpperConfidenceBound(kappa=UCB_KAPPA)
+        if self._acquisition_name == "ei":
+            return ExpectedImprovement(xi=EI_XI)
+        return ProbabilityOfImprovement(xi=POI_XI_FRACTION * (max(targets) - min(targets)))
+
+    def _gp_point(self) -> dict[str, Any]:
+        """Fit a fresh optimizer on observations (duplicates averaged) plus pending points at the worst target."""
+        by_key: dict[str, tuple[dict[str, Any], list[float]]] = {}
+        for point, value in self._observed:
+            by_key.setdefault(_key(point), (point, []))[1].append(self._to_target(value))
+        targets = [t for _, ts in by_key.values() for t in ts]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Non-float parameters are experimental")
+            opt = BayesianOptimization(
+                f=None, pbounds=self._pbounds, acquisition_function=self._acquisition(targets),
+                random_state=np.random.RandomState(self._rng.randint(2**31 - 1)),
+                verbose=0, allow_duplicate_points=True)
+            for point, ts in by_key.values():
+                opt.register(point, float(np.mean(ts)))
+            for point in self._pending.values():
+                if _key(point) not in by_key:
+                    by_key[_key(point)] = (point, [])
+                    opt.register(point, min(targets))
+            suggestion = opt.suggest()
+        return {name: (str(suggestion[name]) if isinstance(bounds, list) else
+                       int(suggestion[name]) if len(bounds) == 3 else float(suggestion[name]))
+                for name, bounds in self._pbounds.items()}
+
+    def _fresh(self, point: dict[str, Any], tries: int = 20) -> dict[str, Any]:
+        """`point`, or a random one if its config was already tried or is running (small discrete spaces)."""
+        seen = {_config_key(self._build(self._plan, p)) for p in
+                [*(p for p, _ in self._observed), *self._pending.values()]}
+        for _ in range(tries):
+            if _config_key(self._build(self._plan, point)) not in seen:
+                return point
+            point = self._random_point()
+        return point
+
+
+def _check_metric_mode(metric: Any, mode: Any) -> None:
+    if not isinstance(metric, str) or not metric:
+        raise ValueError(f"metric={metric!r}: must be a non-empty string")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode={mode!r}: must be 'min' or 'max'")
+
+
+def _bounds(d: Distribution) -> tuple | None:
+    """bayes_opt bounds for a distribution, or None when it can take only one value (an integer lo == hi)."""
+    lo, hi, q = d.low, d.high, d.q
+    if d.kind in ("uniform", "quniform"):
+        return (float(lo), float(hi))
+    if d.kind in ("loguniform", "qloguniform"):
+        return (math.log10(lo), math.log10(hi))
+    if d.kind == "normal":
+        return (lo - 3 * hi, lo + 3 * hi)
+    if lo == hi:
+        return None
+    if d.kind == "lograndint":
+        return (math.log10(lo), math.log10(hi + 1))
+    if d.kind == "qrandint":
+        kmin, kmax = -(-lo // q), hi // q
+        return (kmin, kmax, int) if kmin < kmax else None
+    return (lo, hi, int)  # randint
+
+
+def _single(d: Distribution) -> int:
+    """The one value of an integer distribution `_bounds` found degenerate."""
+    if d.kind == "qrandint" and -(-d.low // d.q) * d.q <= d.high:
+        return -(-d.low // d.q) * d.q
+    return d.low  # lo == hi
+
+
+def _decode(d: Distribution, x: Any) -> int | float:
+    lo, hi, q = d.low, d.high, d.q
+    if d.kind in ("uniform", "normal"):
+        return float(x)
+    if d.kind == "quniform":
+        return _quantize(x, q, lo, hi)
+    if d.kind == "loguniform":
+        return float(min(max(10.0**x, lo), hi))
+    if d.kind == "qloguniform":
+        return _quantize(10.0**x, q, lo, hi)
+    if d.kind == "lograndint":
+        return int(min(max(math.floor(10.0**x), lo), hi))
+    if d.kind == "qrandint":
+        return int(x) * q
+    return int(x)
+
+
+def _encode_number(d: Distribution, v: Any, where: str) -> int | float:
+    """The internal value whose decoding is `v`; rejects values the space cannot produce."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _Mismatch(f"{where}: expected a number, got {v!r}")
+    lo, hi = _bounds(d)[:2] if d.kind == "normal" else (d.low, d.high)
+    if not lo <= v <= hi:
+        raise _Mismatch(f"{where}: {v!r} is outside [{lo}, {hi}]" + (" (mean +- 3 sd)" if d.kind == "normal" else ""))
+    if d.is_integer and (float(v) != int(v) or (d.kind == "qrandint" and int(v) % d.q)):
+        raise _Mismatch(f"{where}: {v!r} is not an integer" + (f" multiple of {d.q}" if d.q else ""))
+    if d.kind in ("loguniform", "qloguniform"):
+        return math.log10(v)
+    if d.kind == "lograndint":
+        return min(math.log10(v + 0.5), math.log10(d.high + 1))  # cell middle, so floor(10**u) == v
+    if d.kind == "qrandint":
+        return int(v) // d.q
+    return int(v) if d.is_integer else float(v)
+
+
+
+def _key(point: dict[str, Any]) -> str:
+    return json.dumps(point, sort_keys=True)
+
+
+def _config_key(config: Any) -> str:
+    try:
+        return json.dumps(config, sort_keys=True, default=repr)
+    except TypeError:  # mixed key types inside a constant
+        return repr(config)

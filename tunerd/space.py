@@ -1,0 +1,217 @@
+"""The search space: the `space:` mapping parsed into typed nodes, and translated to Ray Tune domains.
+
+A mapping with exactly one distribution key is a node (`Distribution`, `Choice`, `Grid`); any other mapping
+is a nested group; anything else is a constant. Parsing happens once, at the edge, and collects every
+problem with its key path; past this module the rest of tunerd trusts the nodes.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ray import tune
+
+from tunerd.errors import Problem
+
+#: distribution key -> number of numeric arguments
+NUMERIC_KINDS: dict[str, int] = {
+    "uniform": 2,
+    "quniform": 3,
+    "loguniform": 2,
+    "qloguniform": 3,
+    "randint": 2,
+    "qrandint": 3,
+    "lograndint": 2,
+    "normal": 2,
+}
+LIST_KINDS = ("choice", "grid")
+KINDS = (*NUMERIC_KINDS, *LIST_KINDS)
+INTEGER_KINDS = ("randint", "qrandint", "lograndint")
+LOG_KINDS = ("loguniform", "qloguniform", "lograndint")
+
+#: parameter names are plain identifiers: `/` is hyperopt's path separator and `.` is `--set`'s
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A numeric distribution, bounds as written in the file (integer bounds inclusive)."""
+
+    kind: str
+    args: tuple[float, ...]
+    path: str
+
+    @property
+    def low(self) -> float:
+        return self.args[0]
+
+    @property
+    def high(self) -> float:
+        return self.args[1]
+
+    @property
+    def q(self) -> float | None:
+        return self.args[2] if len(self.args) == 3 else None
+
+    @property
+    def is_integer(self) -> bool:
+        return self.kind in INTEGER_KINDS
+
+    @property
+    def is_log(self) -> bool:
+        return self.kind in LOG_KINDS
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of `options`; an option that is a dict is a conditional sub-space (parsed nodes inside)."""
+
+    options: tuple[Any, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Every value is tried, crossed with the other grid axes."""
+
+    values: tuple[Any, ...]
+    path: str
+
+
+Node = Distribution | Choice | Grid
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_space(raw: Any, path: str, problems: list[Problem]) -> Any:
+    """Turn the raw YAML value at `path` into nodes, groups and constants, appending any problems."""
+    if isinstance(raw, dict):
+        kinds = [k for k in raw if k in KINDS]
+        if kinds and len(raw) == 1:
+            kind = kinds[0]
+            return _parse_node(kind, raw[kind], f"{path}.{kind}", problems)
+        if kinds:
+            others = sorted(str(k) for k in raw if k not in KINDS)
+            problems.append(Problem(path, f"a distribution mapping must have exactly one key; "
+                                          f"'{kinds[0]}' is mixed with {others}"))
+            return None
+        group = {}
+        for key, value in raw.items():
+            if not isinstance(key, str) or not NAME_PATTERN.match(key):
+                problems.append(Problem(f"{path}.{key}", "parameter names must match "
+                                        "[A-Za-z_][A-Za-z0-9_]* (no '/', '.', spaces or control characters)"))
+                continue
+            group[key] = parse_space(value, f"{path}.{key}", problems)
+        return group
+    if isinstance(raw, float) and not math.isfinite(raw):
+        problems.append(Problem(path, f"constant must be finite, got {raw}"))
+    return raw
+
+
+def _parse_node(kind: str, args: Any, path: str, problems: list[Problem]) -> Node | None:
+    if kind in LIST_KINDS:
+        if not isinstance(args, list) or not args:
+            problems.append(Problem(path, f"must be a non-empty list of values, got {args!r}"))
+            return None
+        values = tuple(parse_space(v, f"{path}[{i}]", problems) for i, v in enumerate(args))
+        return Choice(values, path) if kind == "choice" else Grid(values, path)
+
+    count = NUMERIC_KINDS[kind]
+    shape = "[lo, hi, q]" if count == 3 else ("[mean, sd]" if kind == "normal" else "[lo, hi]")
+    if not isinstance(args, list) or len(args) != count or not all(_is_number(a) for a in args):
+        problems.append(Problem(path, f"must be a list of {count} numbers {shape}, got {args!r}"))
+        return None
+    if not all(math.isfinite(a) for a in args):
+        problems.append(Problem(path, f"numbers must be finite, got {args!r}"))
+        return None
+    before = len(problems)
+    if kind == "normal":
+        if args[1] <= 0:
+            problems.append(Problem(path, f"standard deviation must be > 0, got {args[1]}"))
+    else:
+        lo, hi = args[0], args[1]
+        if kind in INTEGER_KINDS and not all(float(a).is_integer() for a in args):
+            problems.append(Problem(path, f"bounds{' and q' if count == 3 else ''} must be integers, got {args!r}"))
+        if kind in LOG_KINDS and lo <= 0:
+            problems.append(Problem(path, f"lower bound must be > 0 (log scale), got {lo}"))
+        if kind == "lograndint" and lo < 1:
+            problems.append(Problem(path, f"lower bound must be >= 1 for an integer log scale, got {lo}"))
+        if lo > hi or (lo == hi and kind not in INTEGER_KINDS):
+            problems.append(Problem(path, f"lower bound must be < upper bound, got [{lo}, {hi}]"))
+        if count == 3:
+            q = args[2]
+            if q <= 0:
+                problems.append(Problem(path, f"q must be > 0, got {q}"))
+            elif q > hi - lo and not (kind in INTEGER_KINDS and lo == hi):
+                problems.append(Problem(path, f"q ({q}) is larger than the range [{lo}, {hi}]"))
+    if len(problems) > before:
+        return None
+    if kind in INTEGER_KINDS:
+        args = [int(a) for a in args]
+    return Distribution(kind, tuple(args), path)
+
+
+def iter_nodes(tree: Any) -> Iterator[Node]:
+    """Every node in the tree, sub-spaces of choices and grids included."""
+    if isinstance(tree, (Distribution,)):
+        yield tree
+    elif isinstance(tree, (Choice, Grid)):
+        yield tree
+        for option in (tree.options if isinstance(tree, Choice) else tree.values):
+            yield from iter_nodes(option)
+    elif isinstance(tree, dict):
+        for value in tree.values():
+            yield from iter_nodes(value)
+
+
+def grid_size(tree: Any, *, choices_are_grid: bool) -> int:
+    """How many configurations the grid axes (and, for grid search, the choices) multiply into."""
+    if isinstance(tree, dict):
+        return math.prod(grid_size(v, choices_are_grid=choices_are_grid) for v in tree.values())
+    if isinstance(tree, Grid) or (choices_are_grid and isinstance(tree, Choice)):
+        items = tree.values if isinstance(tree, Grid) else tree.options
+        return sum(grid_size(v, choices_are_grid=choices_are_grid) for v in items)
+    return 1
+
+
+def to_tune(tree: Any, *, choices_are_grid: bool = False) -> Any:
+    """Ray Tune's param_space for the tree: the one place tunerd's distributions meet Ray's.
+
+    Ray's `randint` and `lograndint` exclude the upper bound; tunerd's include it, hence the `+ 1`.
+    """
+    if isinstance(tree, dict):
+        return {k: to_tune(v, choices_are_grid=choices_are_grid) for k, v in tree.items()}
+    if isinstance(tree, Grid) or (choices_are_grid and isinstance(tree, Choice)):
+        items = tree.values if isinstance(tree, Grid) else tree.options
+        return tune.grid_search([to_tune(v, choices_are_grid=choices_are_grid) for v in items])
+    if isinstance(tree, Choice):
+        return tune.choice([to_tune(v) for v in tree.options])
+    if isinstance(tree, Distribution):
+        a = tree.args
+        return {
+            "uniform": lambda: tune.uniform(a[0], a[1]),
+            "quniform": lambda: tune.quniform(a[0], a[1], a[2]),
+            "loguniform": lambda: tune.loguniform(a[0], a[1]),
+            "qloguniform": lambda: tune.qloguniform(a[0], a[1], a[2]),
+            "randint": lambda: tune.randint(a[0], a[1] + 1),
+            "qrandint": lambda: tune.qrandint(a[0], a[1], a[2]),
+            "lograndint": lambda: tune.lograndint(a[0], a[1] + 1),
+            "normal": lambda: tune.randn(a[0], a[1]),
+        }[tree.kind]()
+    return tree
+
+
+def flatten(config: dict, sep: str = "/", prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a/b": 1}`: hyperopt's keys for nested points, TensorBoard's hparam names."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, sep, name))
+        else:
+            flat[name] = value
+    return flat

@@ -1,0 +1,477 @@
+"""The experiment file: safe YAML with line numbers, `--set` overrides, and complete validation.
+
+Everything about a file is checked here, once; every problem is collected (key path, rule, value, file
+line) before anything runs. The result, `Experiment`, is what the rest of tunerd trusts.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tunerd import space as spacelib
+from tunerd.errors import Problem, SpecError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+DEFAULT_STORAGE = "./tunerd-results"
+#: data keys the built-in trainables understand (SPEC §1, §5)
+BUILTIN_DATA_KEYS = ("name", "path", "val_fraction", "test_fraction", "folds", "classes",
+                     "text_column", "label_column")
+#: guards against YAML alias bombs and runaway nesting
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The schema: one frozen, strict model per section; defaults are SPEC §1's.
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class SearchSpec(_Section):
+    algorithm: Literal["grid", "random", "hyperopt", "bayesopt"] = "hyperopt"
+    num_samples: int | None = Field(None, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    initial_points: list[dict[str, Any]] = []
+    random_initial: int | None = Field(None, ge=0)
+    acquisition: Literal["ei", "ucb", "poi"] = "ei"
+
+
+class SchedulerSpec(_Section):
+    name: Literal["asha", "fifo", "median"] = "asha"
+    grace_period: int = Field(2, ge=1)
+    reduction_factor: float = Field(3, gt=1)
+
+
+class StopSpec(_Section):
+    max_epochs: int = Field(20, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    target: float | None = None
+
+
+class ResourcesSpec(_Section):
+    cpu: float = Field(1, gt=0)
+    gpu: float = Field(0, ge=0)
+    workers: int = Field(1, ge=1)
+
+
+class CheckpointSpec(_Section):
+    every: int = Field(1, ge=1)
+    keep: int = Field(2, ge=1)
+
+
+class FailuresSpec(_Section):
+    max_retries: int = Field(2, ge=0)
+
+
+class ExportSpec(_Section):
+    quantize: bool = False
+
+
+class DataSpec(BaseModel):
+    """Handed to the trainable as written; built-ins understand the keys below (others are checked later)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, allow_inf_nan=False)
+    name: str | None = "digits"
+    path: str | None = None
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    folds: int = Field(0, ge=0)
+    classes: list[int | str] | None = None
+
+
+class ExperimentSpec(_Section):
+    name: str = Field(pattern=NAME_PATTERN.pattern)
+    trainable: str = Field(min_length=1)
+    data: DataSpec = DataSpec()
+    metric: str = "val_accuracy"
+    mode: Literal["max", "min"] = "max"
+    seed: int = 0
+    space: dict[str, Any]
+    search: SearchSpec = SearchSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    stop: StopSpec = StopSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    checkpoint: CheckpointSpec = CheckpointSpec()
+    failures: FailuresSpec = FailuresSpec()
+    storage: str = DEFAULT_STORAGE
+    tensorboard: bool = True
+    export: ExportSpec = ExportSpec()
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "": ExperimentSpec, "data": DataSpec, "search": SearchSpec, "scheduler": SchedulerSpec,
+    "stop": StopSpec, "resources": ResourcesSpec, "checkpoint": CheckpointSpec, "failures": FailuresSpec,
+    "export": ExportSpec,
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment: the typed spec, the parsed space tree, and where it came from."""
+
+    spec: ExperimentSpec
+    space: dict[str, Any]
+    raw: dict[str, Any]
+    file: str | None = None
+
+    @property
+    def storage(self) -> str:
+        return self.spec.storage
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def is_builtin(self) -> bool:
+        return ":" not in self.spec.trainable
+
+    @property
+    def num_samples(self) -> int:
+        """Ray Tune's num_samples: grid repeats for grid search, else trials (before grid axes)."""
+        given = self.spec.search.num_samples
+        if given is not None:
+            return given
+        return 1 if self.spec.search.algorithm == "grid" else 40
+
+    @property
+    def trial_count(self) -> int:
+        grid = self.spec.search.algorithm == "grid"
+        if self.spec.search.algorithm in ("grid", "random"):
+            return self.num_samples * spacelib.grid_size(self.space, choices_are_grid=grid)
+        return self.num_samples
+
+    def resolved(self) -> dict[str, Any]:
+        """The file as it runs: every default filled in, overrides applied (written to `spec.yaml`)."""
+        data = self.spec.model_dump(mode="json")
+        data["space"] = self.raw.get("space", {})
+        return data
+
+
+# ----------------------------------------------------------------------------------------------------------
+# YAML: safe loading that remembers the line of every key path.
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader (no Python tags, nothing evaluated) that also reads `1e-3` as a float, as users expect."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
+class _YamlProblem(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _construct(loader: _Loader, node: yaml.Node, path: str, lines: dict[str, int], budget: list[int],
+               depth: int) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise _YamlProblem(Problem(path, f"the file expands to more than {MAX_NODES} values or "
+                                         f"{MAX_DEPTH} levels (YAML aliases?)", node.start_mark.line + 1))
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise _YamlProblem(Problem(path, f"YAML tag {node.tag} is not allowed: tunerd files hold plain values",
+                                   node.start_mark.line + 1))
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _YamlProblem(Problem(path, "keys must be plain names", key_node.start_mark.line + 1))
+            key = loader.construct_object(key_node)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                raise _YamlProblem(Problem(path, f"key {key!r} must be a name", key_node.start_mark.line + 1))
+            key = str(key) if not isinstance(key, str) else key
+            child = f"{path}.{key}" if path else key
+            if key in result:
+                raise _YamlProblem(Problem(child, "duplicate key", key_node.start_mark.line + 1))
+            result[key] = _construct(loader, value_node, child, lines, budget, depth + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(loader, item, f"{path}[{i}]", lines, budget, depth + 1)
+                for i, item in enumerate(node.value)]
+    return loader.construct_object(node)
+
+
+def parse_yaml(text: str, where: str = "") -> tuple[Any, dict[str, int]]:
+    """Safe-load YAML text; returns the value and {key path: line}. Raises `_YamlProblem`."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        lines: dict[str, int] = {}
+        value = _construct(loader, node, where, lines, [MAX_NODES], 0)
+        return value, lines
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise _YamlProblem(Problem(where, f"not valid YAML: {reason}", mark.line + 1 if mark else None)) from None
+    finally:
+        loader.dispose()
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, value = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise _YamlProblem(Problem("--set", f"expected KEY=VALUE with a dotted KEY, got {item!r}"))
+    try:
+        parsed, _ = parse_yaml(value, key)
+    except _YamlProblem as exc:
+        raise _YamlProblem(Problem(f"--set {key}", exc.problem.message)) from None
+    return parts, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """Apply `--set KEY=VALUE` (VALUE is YAML) in place; returns the overridden key paths."""
+    paths = []
+    for item in overrides:
+        parts, value = _parse_override(item)
+        target = raw
+        for i, part in enumerate(parts[:-1]):
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise _YamlProblem(Problem(f"--set {'.'.join(parts)}",
+                                           f"{'.'.join(parts[:i + 1])} is not a mapping"))
+        target[parts[-1]] = value
+        paths.append(".".join(parts))
+    return paths
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _did_you_mean(word: Any, candidates: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _loc_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _pydantic_problems(error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        path = _loc_path(loc)
+        value = item.get("input")
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            section = SECTIONS.get(".".join(str(p) for p in loc[:-1]))
+            keys = list(section.model_fields) if section else []
+            message = f"unknown key{_did_you_mean(loc[-1], keys)}; allowed: {', '.join(keys)}"
+        elif kind == "missing":
+            message = "required key is missing"
+        elif kind == "literal_error":
+            options = re.findall(r"'([^']*)'", item["ctx"]["expected"])
+            message = f"must be one of {', '.join(options)}; got {value!r}{_did_you_mean(value, options)}"
+        elif kind == "string_pattern_mismatch" and loc == ("name",):
+            message = (f"must start with a letter or digit and hold only letters, digits, '_', '.', '-' "
+                       f"(at most 128), got {value!r}")
+        elif kind == "model_type" or kind == "dict_type":
+            message = f"must be a mapping, got {type(value).__name__} {value!r}"
+        else:
+            message = f"{item['msg'][0].lower()}{item['msg'][1:]}, got {value!r}"
+        problems.append(Problem(path, message))
+    return problems
+
+
+def _check_algorithm(tree: Any, algorithm: str, problems: list[Problem]) -> None:
+    for node in spacelib.iter_nodes(tree):
+        if algorithm == "grid" and isinstance(node, spacelib.Distribution):
+            problems.append(Problem(node.path, "grid search needs discrete values: use choice or grid, "
+                                               "or another search.algorithm"))
+        if algorithm in ("hyperopt", "bayesopt") and isinstance(node, spacelib.Grid):
+            problems.append(Problem(node.path, f"{algorithm} cannot search a grid axis: use choice, "
+                                               "or search.algorithm grid/random"))
+
+
+def _knob_values(tree: Any) -> dict[str, list[Any]]:
+    """Each knob name a built-in would see (groups merged) with the literal values it may take."""
+    knobs: dict[str, list[Any]] = {}
+
+    def walk(node: Any, name: str | None, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, key, f"{path}.{key}")
+        elif isinstance(node, (spacelib.Choice, spacelib.Grid)):
+            for option in (node.options if isinstance(node, spacelib.Choice) else node.values):
+                walk(option, name, path)
+        elif name is not None:
+            knobs.setdefault(name, []).append((path, node))
+
+    walk(tree, None, "space")
+    return knobs
+
+
+def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> None:
+    from trainables import BUILTINS, DATASETS, KNOB_CHOICES, SEARCHABLE_METRICS, knob_names
+
+    if spec.trainable not in BUILTINS:
+        problems.append(Problem("trainable", f"unknown built-in {spec.trainable!r}"
+                                             f"{_did_you_mean(spec.trainable, BUILTINS)}; built-ins: "
+                                             f"{', '.join(BUILTINS)}, or 'package.module:function'"))
+        return
+    allowed = sorted(knob_names(spec.trainable))
+    for name, uses in _knob_values(tree).items():
+        if name not in allowed:
+            path = uses[0][0]
+            problems.append(Problem(path, f"'{spec.trainable}' has no knob '{name}'"
+                                          f"{_did_you_mean(name, allowed)}; knobs: {', '.join(allowed)}"))
+        elif name in KNOB_CHOICES:
+            for path, value in uses:
+                if not isinstance(value, spacelib.Distribution) and value not in KNOB_CHOICES[name]:
+                    options = KNOB_CHOICES[name]
+                    problems.append(Problem(path, f"{name} must be one of {', '.join(map(str, options))}; "
+                                                  f"got {value!r}{_did_you_mean(value, options)}"))
+    if spec.metric not in SEARCHABLE_METRICS:
+        problems.append(Problem("metric", f"built-in trainables report {', '.join(SEARCHABLE_METRICS)}; got "
+                                          f"{spec.metric!r}{_did_you_mean(spec.metric, SEARCHABLE_METRICS)}"))
+    data = spec.data
+    for key in (data.model_extra or {}):
+        if key not in BUILTIN_DATA_KEYS:
+            problems.append(Problem(f"data.{key}", f"unknown key{_did_you_mean(key, BUILTIN_DATA_KEYS)}; "
+                                                   f"allowed: {', '.join(BUILTIN_DATA_KEYS)}"))
+    if data.path is None and data.name not in DATASETS:
+        problems.append(Problem("data.name", f"unknown data set {data.name!r}{_did_you_mean(data.name, DATASETS)};"
+                                             f" built-in: {', '.join(DATASETS)} (or data.path)"))
+    if data.val_fraction + data.test_fraction >= 0.9:
+        problems.append(Problem("data", "val_fraction + test_fraction must leave at least 10% for training, "
+                                        f"got {data.val_fraction} + {data.test_fraction}"))
+
+
+def _check_unfinished_features(spec: ExperimentSpec, problems: list[Problem]) -> None:
+    """Keys the SPEC names whose implementation has not landed yet: refuse them honestly, never ignore."""
+    if spec.resources.workers > 1:
+        problems.append(Problem("resources.workers", "multi-worker (Ray Train) trials are not implemented yet; "
+                                                     "use 1"))
+    if spec.data.folds > 1:
+        problems.append(Problem("data.folds", "k-fold cross-validation is not implemented yet; use 0"))
+    if spec.data.path is not None:
+        problems.append(Problem("data.path", "user data files are not implemented yet; use a built-in data.name"))
+    if spec.export.quantize:
+        problems.append(Problem("export.quantize", "int8 export is not implemented yet; use false"))
+
+
+def _check_cross(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> None:
+    _check_algorithm(tree, spec.search.algorithm, problems)
+    if spec.resources.gpu > 1 and not float(spec.resources.gpu).is_integer():
+        problems.append(Problem("resources.gpu", f"more than one GPU must be a whole number, got {spec.resources.gpu}"))
+    if spec.scheduler.name != "fifo" and spec.scheduler.grace_period > spec.stop.max_epochs:
+        problems.append(Problem("scheduler.grace_period", f"({spec.scheduler.grace_period}) exceeds "
+                                                          f"stop.max_epochs ({spec.stop.max_epochs})"))
+    top_level = set(spec.space)
+    for i, point in enumerate(spec.search.initial_points):
+        for key in point:
+            if key not in top_level:
+                problems.append(Problem(f"search.initial_points[{i}].{key}", "not a parameter of space"
+                                        f"{_did_you_mean(key, sorted(top_level))}"))
+    if ":" in spec.trainable:
+        module, _, function = spec.trainable.partition(":")
+        if not re.match(r"^[A-Za-z_][\w.]*$", module) or not function.isidentifier():
+            problems.append(Problem("trainable", f"expected 'package.module:function', got {spec.trainable!r}"))
+    else:
+        _check_builtin(spec, tree, problems)
+    _check_unfinished_features(spec, problems)
+
+
+def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None = None,
+             overridden: tuple[str, ...] = (), storage: str | None = None) -> Experiment:
+    """Check a loaded experiment mapping completely; raise `SpecError` listing every problem."""
+    lines = lines or {}
+    problems: list[Problem] = []
+    if not isinstance(raw, dict):
+        kind = "empty" if raw is None else f"a {type(raw).__name__}"
+        raise SpecError([Problem("", f"the file must hold a mapping of keys (name, trainable, space, ...), "
+                                     f"but it is {kind}", 1)], file)
+    spec = None
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc))
+    tree: dict[str, Any] = {}
+    if isinstance(raw.get("space"), dict):
+        if not raw["space"]:
+            problems.append(Problem("space", "must name at least one parameter"))
+        tree = spacelib.parse_space(raw["space"], "space", problems)
+    if spec is not None and not problems:
+        _check_cross(spec, tree, problems)
+    if problems:
+        raise SpecError([_locate(p, lines, overridden) for p in problems], file)
+    assert spec is not None
+    spec = spec.model_copy(update={"storage": resolve_storage(storage, spec.storage)})
+    return Experiment(spec=spec, space=tree, raw=raw, file=file)
+
+
+def _locate(problem: Problem, lines: dict[str, int], overridden: tuple[str, ...]) -> Problem:
+    """Attach the file line of the closest key path that has one (or say it came from --set)."""
+    path = problem.path
+    for key in overridden:
+        if path == key or path.startswith(key + ".") or path.startswith(key + "["):
+            return Problem(path, f"{problem.message} (from --set {key})", None)
+    probe = path
+    while probe:
+        if probe in lines:
+            return Problem(path, problem.message, problem.line or lines[probe])
+        probe = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe) if re.search(r"(\.|\[)", probe) else ""
+    return problem
+
+
+def resolve_storage(cli: str | None, from_file: str | None) -> str:
+    """`--storage`, then `$TUNERD_STORAGE`, then the file's `storage`, then `./tunerd-results` (SPEC §2)."""
+    chosen = cli or os.environ.get("TUNERD_STORAGE") or from_file or DEFAULT_STORAGE
+    if "://" in chosen:
+        return chosen
+    return str(Path(chosen).expanduser().resolve())
+
+
+def load(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (), *,
+         name: str | None = None, storage: str | None = None) -> Experiment:
+    """Read, override and validate an experiment file; raise `SpecError` (nothing has started)."""
+    file = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SpecError([Problem("", f"cannot read the file: {exc.strerror or exc}")], file) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SpecError([Problem("", f"the file is not UTF-8 text (byte {exc.start})", line)], file) from None
+    try:
+        raw, lines = parse_yaml(text)
+        overridden: list[str] = []
+        if isinstance(raw, dict):
+            overridden = apply_overrides(raw, overrides)
+            if name is not None:
+                raw["name"] = name
+                overridden.append("name")
+    except _YamlProblem as exc:
+        raise SpecError([exc.problem], file) from None
+    return validate(raw, file=file, lines=lines, overridden=tuple(overridden), storage=storage)
+
