@@ -77,7 +77,7 @@ def test_grid_crosses_choices_and_grid_axes(ray_session, in_repo, write_spec, tm
     assert outcome.summary["best"]["config"] == {"x": 2.0, "offset": 0.0, "epochs": 2}
 
 
-def test_hyperopt_with_nested_groups_and_conditional_choice(ray_session, in_repo, write_spec, tmp_path):
+def test_hyperopt_with_nested_groups(ray_session, in_repo, write_spec, tmp_path):
     path = write_spec("""\
         name: nested
         trainable: tests.fixtures.toy:branin
@@ -85,7 +85,7 @@ def test_hyperopt_with_nested_groups_and_conditional_choice(ray_session, in_repo
         mode: min
         space:
           group: {x1: {uniform: [-5, 10]}}
-          x2: {choice: [{uniform: [0, 15]}, 2.275]}
+          x2: {choice: [2.275, 8.0, 12.0]}
         search: {algorithm: hyperopt, num_samples: 8, initial_points: [{group: {x1: 3.14159}, x2: 2.275}]}
         scheduler: {name: fifo}
         stop: {max_epochs: 1}
@@ -96,3 +96,46 @@ def test_hyperopt_with_nested_groups_and_conditional_choice(ray_session, in_repo
     assert trials[0]["config"]["group"]["x1"] == pytest.approx(3.14159)
     assert outcome.summary["best"]["metric"] == pytest.approx(0.397887, abs=1e-3)
     assert all(-5 <= t["config"]["group"]["x1"] <= 10 for t in trials)
+
+
+def test_hyperopt_completes_partial_initial_points(ray_session, in_repo, write_spec, tmp_path):
+    path = write_spec("""\
+        name: partial
+        trainable: tests.fixtures.toy:branin
+        metric: value
+        mode: min
+        space:
+          x1: {uniform: [-5, 10]}
+          x2: {uniform: [0, 15]}
+        search: {algorithm: hyperopt, num_samples: 3, initial_points: [{x1: 3.14159}]}
+        scheduler: {name: fifo}
+        stop: {max_epochs: 1}
+        """)
+    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "results")), quiet=True)
+    first = outcome.summary["trials"][0]["config"]
+    assert first["x1"] == pytest.approx(3.14159) and 0 <= first["x2"] <= 15
+
+
+@pytest.mark.parametrize("algorithm", ["hyperopt", "bayesopt"])
+def test_conditional_sub_spaces_sharing_parameter_names(ray_session, in_repo, write_spec, tmp_path, algorithm):
+    path = write_spec(f"""\
+        name: cond-{algorithm}
+        trainable: tests.fixtures.toy:conditional
+        metric: loss
+        mode: min
+        space:
+          branch:
+            choice:
+              - {{offset: 1.0, x: {{uniform: [-4, 0]}}}}
+              - {{offset: 0.0, x: {{uniform: [0, 6]}}}}
+        search: {{algorithm: {algorithm}, num_samples: 8, initial_points: [{{branch: {{offset: 0.0, x: 2.0}}}}]}}
+        scheduler: {{name: fifo}}
+        stop: {{max_epochs: 1}}
+        """)
+    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "results")), quiet=True)
+    configs = [t["config"]["branch"] for t in outcome.summary["trials"]]
+    assert len(configs) == 8 and configs[0] == {"offset": 0.0, "x": 2.0}
+    for branch in configs:
+        assert (branch["offset"] == 1.0 and -4 <= branch["x"] <= 0) or (branch["offset"] == 0.0 and 0 <= branch["x"] <= 6)
+    assert {b["offset"] for b in configs} == {0.0, 1.0}  # both branches are explored
+    assert outcome.summary["best"]["metric"] == 0.0

@@ -76,3 +76,21 @@ def test_parameter_names_cannot_hold_separators():
 
 def test_flatten_uses_slashes():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a/b": 1, "a/c/d": 2, "e": 3}
+
+
+def test_choice_options_cannot_be_bare_distributions():
+    problems: list[Problem] = []
+    parse_space({"x": {"choice": [{"uniform": [0, 1]}, 2]}}, "space", problems)
+    assert [p.path for p in problems] == ["space.x.choice[0]"]
+    assert "name it in a sub-space" in problems[0].message
+
+
+def test_complete_point_fills_what_is_missing_from_the_space():
+    from tunerd.space import complete_point
+
+    problems: list[Problem] = []
+    tree = parse_space({"a": {"uniform": [0, 1]}, "g": {"b": {"choice": [{"k": {"randint": [1, 3]}}, 5]},
+                                                         "c": 2}, "d": 7}, "space", problems)
+    point = complete_point({"a": 0.5, "g": {"c": 9}}, tree, np.random.RandomState(0))
+    assert point["a"] == 0.5 and point["g"]["c"] == 9 and point["d"] == 7
+    assert point["g"]["b"] == 5 or 1 <= point["g"]["b"]["k"] <= 3

@@ -200,3 +200,12 @@ def test_resolved_spec_round_trips(write_spec):
     assert resolved["search"]["num_samples"] == 3 and resolved["scheduler"]["name"] == "asha"
     again = speclib.validate(resolved)
     assert again.spec == experiment.spec
+
+
+def test_initial_points_are_checked_against_choices(write_spec):
+    conditional = BASE + "  b: {choice: [{k: 1, v: {uniform: [0, 1]}}, {k: 2}]}\n"
+    text = "\n".join(problems_of(write_spec, conditional + "search: {initial_points: [{b: {k: 3}}]}\n"))
+    assert "search.initial_points[0]: {'k': 3} is not one of the options of space.b.choice" in text
+    text = "\n".join(problems_of(write_spec, conditional + "search: {algorithm: random, initial_points: [{b: {k: 1}}]}\n"))
+    assert "search.initial_points[0].b: grid and random search (Ray's variant generator) cannot start inside" in text
+    assert load_text(write_spec, conditional + "search: {initial_points: [{b: {k: 1}, x: 0.5}]}\n")

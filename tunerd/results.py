@@ -77,6 +77,7 @@ def _scalars(result: dict[str, Any]) -> dict[str, Any]:
 class TrialRecord:
     trial_id: str
     config: dict[str, Any]
+    index: int = 0  # creation order (Ray's trial ids are random for some searchers)
     status: str = "pending"
     epochs: int = 0
     planned_epochs: int | None = None
@@ -112,8 +113,9 @@ class ExperimentRecord:
             self.trials[trial_id] = TrialRecord(trial_id=trial_id, config=config)
         return self.trials[trial_id]
 
-    def started_trial(self, trial_id: str, config: dict[str, Any]) -> None:
+    def started_trial(self, trial_id: str, config: dict[str, Any], index: int) -> None:
         record = self.trial(trial_id, config)
+        record.index = index
         record.status = "running"
         record.started = record.started or now_iso()
 
@@ -198,7 +200,7 @@ class ExperimentRecord:
             },
             "test": self.test,
             **self.extra,
-            "trials": [asdict(self.trials[k]) for k in sorted(self.trials)],  # creation order
+            "trials": [asdict(t) for t in sorted(self.trials.values(), key=lambda t: t.index)],
         }
 
     def write(self) -> None:
@@ -256,7 +258,7 @@ class RecordCallback(Callback):
             self._last_write = now
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.record.started_trial(trial.trial_id, trial.config)
+        self.record.started_trial(trial.trial_id, trial.config, trials.index(trial))
         self._save()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

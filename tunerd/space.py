@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import numpy as np
 from ray import tune
 
 from tunerd.errors import Problem
@@ -118,6 +119,10 @@ def _parse_node(kind: str, args: Any, path: str, problems: list[Problem]) -> Nod
             problems.append(Problem(path, f"must be a non-empty list of values, got {args!r}"))
             return None
         values = tuple(parse_space(v, f"{path}[{i}]", problems) for i, v in enumerate(args))
+        for i, value in enumerate(values):
+            if isinstance(value, (Distribution, Choice, Grid)):
+                problems.append(Problem(f"{path}[{i}]", f"an option cannot itself be a distribution; name it in a "
+                                                        f"sub-space instead, e.g. {{x: {{{value.path.rsplit('.', 1)[-1]}: ...}}}}"))
         return Choice(values, path) if kind == "choice" else Grid(values, path)
 
     count = NUMERIC_KINDS[kind]
@@ -203,6 +208,56 @@ def to_tune(tree: Any, *, choices_are_grid: bool = False) -> Any:
             "normal": lambda: tune.randn(a[0], a[1]),
         }[tree.kind]()
     return tree
+
+
+def option_index(node: Choice, value: Any) -> int | None:
+    """Which option of a choice `value` is: equal to a plain option, or a (partial) mapping whose keys and
+    constants fit a sub-space option."""
+    for i, option in enumerate(node.options):
+        if isinstance(option, dict) and isinstance(value, dict):
+            constants = {k: v for k, v in option.items() if not isinstance(v, (Distribution, Choice, Grid, dict))}
+            if set(value) <= set(option) and all(value.get(k, v) == v for k, v in constants.items()):
+                return i
+        elif not isinstance(option, dict) and option == value and type(option) is type(value):
+            return i
+    return None
+
+
+def complete_point(point: dict[str, Any], tree: dict[str, Any], rng: np.random.RandomState) -> dict[str, Any]:
+    """`point` with every parameter it leaves out sampled from `tree` (for searchers that need whole points).
+
+    Raises ValueError when a given value is not one of a choice's options.
+    """
+    complete: dict[str, Any] = {}
+    for key, node in tree.items():
+        if key not in point:
+            complete[key] = sample(node, rng)
+            continue
+        given = point[key]
+        if isinstance(node, Choice):
+            index = option_index(node, given)
+            if index is None:
+                raise ValueError(f"{given!r} is not one of the options of {node.path}")
+            option = node.options[index]
+            complete[key] = complete_point(given, option, rng) if isinstance(option, dict) else given
+        elif isinstance(node, dict) and isinstance(given, dict):
+            complete[key] = complete_point(given, node, rng)
+        else:
+            complete[key] = given
+    return complete
+
+
+def sample(node: Any, rng: np.random.RandomState) -> Any:
+    """One random value of a node (a whole sub-space for a mapping option)."""
+    if isinstance(node, Distribution):
+        return to_tune(node).sample(random_state=rng)
+    if isinstance(node, (Choice, Grid)):
+        options = node.options if isinstance(node, Choice) else node.values
+        option = options[rng.randint(len(options))]
+        return complete_point({}, option, rng) if isinstance(option, dict) else option
+    if isinstance(node, dict):
+        return complete_point({}, node, rng)
+    return node
 
 
 def flatten(config: dict, sep: str = "/", prefix: str = "") -> dict[str, Any]:

@@ -378,6 +378,31 @@ def _check_unfinished_features(spec: ExperimentSpec, problems: list[Problem]) ->
         problems.append(Problem("export.quantize", "int8 export is not implemented yet; use false"))
 
 
+def _check_initial_points(spec: ExperimentSpec, tree: dict[str, Any], problems: list[Problem]) -> None:
+    """Each point names parameters of the space with values its choices allow."""
+    import numpy as np
+
+    for i, point in enumerate(spec.search.initial_points):
+        path = f"search.initial_points[{i}]"
+        unknown = [key for key in point if key not in tree]
+        for key in unknown:
+            problems.append(Problem(f"{path}.{key}", f"not a parameter of space{_did_you_mean(key, list(tree))}"))
+        if unknown:
+            continue
+        try:
+            spacelib.complete_point(point, tree, np.random.RandomState(0))
+        except ValueError as exc:
+            problems.append(Problem(path, str(exc)))
+            continue
+        if spec.search.algorithm in ("grid", "random"):
+            for key, value in point.items():
+                if isinstance(tree[key], spacelib.Choice) and isinstance(value, dict):
+                    # Ray's variant generator assigns into the Categorical and fails
+                    problems.append(Problem(f"{path}.{key}", "grid and random search (Ray's variant generator) "
+                                                             "cannot start inside a conditional choice; use "
+                                                             "hyperopt or bayesopt, or leave it out"))
+
+
 def _check_cross(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> None:
     _check_algorithm(tree, spec.search.algorithm, problems)
     if spec.resources.gpu > 1 and not float(spec.resources.gpu).is_integer():
@@ -385,12 +410,7 @@ def _check_cross(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> No
     if spec.scheduler.name != "fifo" and spec.scheduler.grace_period > spec.stop.max_epochs:
         problems.append(Problem("scheduler.grace_period", f"({spec.scheduler.grace_period}) exceeds "
                                                           f"stop.max_epochs ({spec.stop.max_epochs})"))
-    top_level = set(spec.space)
-    for i, point in enumerate(spec.search.initial_points):
-        for key in point:
-            if key not in top_level:
-                problems.append(Problem(f"search.initial_points[{i}].{key}", "not a parameter of space"
-                                        f"{_did_you_mean(key, sorted(top_level))}"))
+    _check_initial_points(spec, tree, problems)
     if ":" in spec.trainable:
         module, _, function = spec.trainable.partition(":")
         if not re.match(r"^[A-Za-z_][\w.]*$", module) or not function.isidentifier():

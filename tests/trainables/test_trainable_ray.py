@@ -1,24 +1,12 @@
 """One end-to-end check through a real Ray Tune run: reporting, checkpoint persistence, and resources."""
 from __future__ import annotations
 
-import pytest
-import ray
 from ray import tune
 
 from trainables import METRIC_KEYS, TrialContext, evaluate_checkpoint, train_builtin
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
-def test_train_builtin_under_a_tuner(local_ray, tmp_path) -> None:
+def test_train_builtin_under_a_tuner(ray_session, tmp_path) -> None:
     context = TrialContext(trainable="cnn", data={"name": "digits", "val_fraction": 0.2, "test_fraction": 0.2,
                                                   "folds": 0}, max_epochs=2)
     trainable = tune.with_resources(tune.with_parameters(train_builtin, context=context), {"cpu": 1})

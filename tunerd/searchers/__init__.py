@@ -1,6 +1,7 @@
 """Search algorithms: one adapter per backend, chosen by `search.algorithm`.
 
-grid and random use Ray's basic variant generator, hyperopt Ray's `HyperOptSearch`, bayesopt tunerd's own
+grid and random use Ray's basic variant generator, hyperopt Ray's `HyperOptSearch` over tunerd's own
+space translation (see searchers/hyperopt.py), bayesopt tunerd's own
 `BayesOptSearcher` (Ray's `BayesOptSearch` is broken with bayesian-optimization >= 2).
 Returns the search algorithm and the param_space the Tuner gets alongside it.
 """
@@ -8,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
-from tunerd.space import flatten, to_tune
+from tunerd.space import complete_point, to_tune
 from tunerd.spec import Experiment
 
 ALGORITHMS = ("grid", "random", "hyperopt", "bayesopt")
@@ -29,15 +32,17 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm | Searcher, di
         generator = BasicVariantGenerator(points_to_evaluate=points or None, random_state=spec.seed)
         return generator, to_tune(experiment.space, choices_are_grid=grid)
     if search.algorithm == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
+        from tunerd.searchers.hyperopt import TunerdHyperOptSearch
 
-        searcher = HyperOptSearch(
-            points_to_evaluate=[flatten(p) for p in points] or None,  # HyperOptSearch wants `a/b` keys
+        rng = np.random.RandomState(spec.seed)  # hyperopt needs whole points: complete partial ones
+        searcher = TunerdHyperOptSearch(
+            experiment.space, metric=spec.metric, mode=spec.mode,
+            points=[complete_point(p, experiment.space, rng) for p in points],
             n_initial_points=search.random_initial if search.random_initial is not None
             else HYPEROPT_RANDOM_INITIAL,
-            random_state_seed=spec.seed,
+            seed=spec.seed,
         )
-        return searcher, to_tune(experiment.space)
+        return searcher, {}  # the searcher holds the space, constants included
     from tunerd.searchers.bayesopt import BayesOptSearcher
 
     searcher = BayesOptSearcher(
@@ -46,3 +51,4 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm | Searcher, di
         acquisition=search.acquisition,
     )
     return searcher, {}  # the searcher returns whole configs, constants included
+
