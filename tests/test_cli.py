@@ -84,3 +84,37 @@ def test_console_script_exits_2_before_ray_starts(write_spec):
     assert done.returncode == 2
     assert "name: must start with a letter or digit" in done.stderr
     assert "Started a local Ray instance" not in done.stderr + done.stdout
+
+
+def test_ctrl_c_saves_the_state_and_exits_130(write_spec, tmp_path):
+    import json
+    import signal
+    import time
+
+    path = write_spec("""\
+        name: long
+        trainable: mlp
+        data: {name: digits}
+        space: {lr: {loguniform: [1.0e-3, 1.0e-2]}, epochs: 200}
+        search: {algorithm: random, num_samples: 8}
+        scheduler: {name: fifo}
+        stop: {max_epochs: 200}
+        """)
+    summary_file = tmp_path / "r" / "long" / "summary.json"
+    process = subprocess.Popen([sys.executable, "-m", "tunerd.cli", "launch", str(path), "--storage",
+                                str(tmp_path / "r")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # wait until a trial has reported an epoch
+            if summary_file.exists() and any(t["epochs"] >= 1 for t in json.loads(summary_file.read_text())["trials"]):
+                break
+            time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=90)
+    finally:
+        process.kill()
+    assert process.returncode == 130, out + err
+    assert "interrupted: the experiment's state is saved" in err
+    summary = json.loads(summary_file.read_text())
+    assert summary["state"] == "interrupted" and summary["counts"]["finished"] < 8
+    assert (summary_file.parent / "tuner.pkl").exists()

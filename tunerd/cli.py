@@ -96,7 +96,8 @@ def launch(spec: str, overrides: tuple[str, ...], name: str | None, storage: str
         _fail(exc)
     _print_outcome(outcome.summary, str(outcome.folder))
     if outcome.state == "interrupted":
-        click.echo("interrupted: the state is saved.", err=True)
+        click.echo(f"interrupted: the experiment's state is saved in {outcome.folder} "
+                   "(Ray Tune's Tuner.restore can continue it)", err=True)
         sys.exit(EXIT_INTERRUPTED)
     if outcome.state != "finished":
         click.echo(f"error: the experiment failed: {outcome.summary.get('error', 'every trial failed')}", err=True)

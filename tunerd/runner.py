@@ -12,8 +12,10 @@ import inspect
 import logging
 import os
 import shutil
+import signal
 import sys
 import sysconfig
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -196,7 +198,8 @@ def launch(experiment: Experiment, *, address: str | None = None, overwrite: boo
     with ray_session(address, num_cpus):
         tuner = build_tuner(experiment, record, quiet=quiet)
         try:
-            results = tuner.fit()
+            with _interrupt_watch() as interrupted:
+                results = tuner.fit()
         except KeyboardInterrupt:
             return _interrupted(record, folder)
         except Exception as exc:  # Ray's own failure (not a trial's): keep what is recorded
@@ -204,16 +207,35 @@ def launch(experiment: Experiment, *, address: str | None = None, overwrite: boo
             record.extra["error"] = f"{type(exc).__name__}: {exc}"
             record.write()
             raise TunerdError(f"the experiment failed: {type(exc).__name__}: {exc}") from exc
-        if _was_interrupted(results):
+        if interrupted[0]:
             return _interrupted(record, folder)
         return _finish(experiment, record, folder, results)
 
 
-def _was_interrupted(results: Any) -> bool:
-    """Tune returns normally on Ctrl-C: trials left pending or running mean it was cut short."""
-    trials = getattr(results, "_experiment_analysis", None)
-    trials = getattr(trials, "trials", None) or []
-    return any(t.status in ("PENDING", "RUNNING", "PAUSED") for t in trials)
+@contextlib.contextmanager
+def _interrupt_watch() -> Iterator[list[bool]]:
+    """Tell whether Ray Tune caught a Ctrl-C during `fit` (the yielded flag is set on leaving).
+
+    Tune handles the first SIGINT itself (stops the trials, saves the experiment state for
+    `Tuner.restore`, returns normally) and then puts back the handler it found. Installing our own
+    handler first tells us afterwards whether that happened; Tune offers no other way to know.
+    """
+    interrupted = [False]
+    if threading.current_thread() is not threading.main_thread() or \
+            os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") == "1":
+        yield interrupted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, raise_interrupt)
+    try:
+        yield interrupted
+    finally:
+        interrupted[0] = signal.getsignal(signal.SIGINT) is raise_interrupt
+        signal.signal(signal.SIGINT, previous)
 
 
 def _interrupted(record: ExperimentRecord, folder: Path) -> Outcome:
