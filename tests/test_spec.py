@@ -209,3 +209,9 @@ def test_initial_points_are_checked_against_choices(write_spec):
     text = "\n".join(problems_of(write_spec, conditional + "search: {algorithm: random, initial_points: [{b: {k: 1}}]}\n"))
     assert "search.initial_points[0].b: grid and random search (Ray's variant generator) cannot start inside" in text
     assert load_text(write_spec, conditional + "search: {initial_points: [{b: {k: 1}, x: 0.5}]}\n")
+
+
+def test_initial_point_values_are_range_checked(write_spec):
+    text = "\n".join(problems_of(write_spec, BASE + "  n: {randint: [1, 4]}\nsearch: {initial_points: [{x: 7}, {n: 2.5}]}\n"))
+    assert "search.initial_points[0]: 7 is outside [-5, 5] (space.x.uniform)" in text
+    assert "search.initial_points[1]: 2.5 is not an integer (space.n.randint)" in text

@@ -82,6 +82,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
                               "configure_logging": True}
     if address:
+        _use_token_if_present()
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False,
@@ -90,6 +91,19 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         yield
     finally:
         ray.shutdown()
+
+
+def _use_token_if_present() -> None:
+    """Ray 2.60 clusters use token authentication, but `ray.init(address=...)` sends the token only in
+    `token` mode: turn it on when a token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token),
+    the way `ray start` does, unless RAY_AUTH_MODE says otherwise."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _worker_pythonpath() -> str:

@@ -243,8 +243,20 @@ def complete_point(point: dict[str, Any], tree: dict[str, Any], rng: np.random.R
         elif isinstance(node, dict) and isinstance(given, dict):
             complete[key] = complete_point(given, node, rng)
         else:
+            if isinstance(node, Distribution):
+                check_value(node, given)
             complete[key] = given
     return complete
+
+
+def check_value(node: Distribution, value: Any) -> None:
+    """Raise ValueError unless `value` is one the distribution can produce (for given initial points)."""
+    if not _is_number(value):
+        raise ValueError(f"{value!r} is not a number ({node.path})")
+    if node.is_integer and not float(value).is_integer():
+        raise ValueError(f"{value!r} is not an integer ({node.path})")
+    if node.kind != "normal" and not node.low <= value <= node.high:
+        raise ValueError(f"{value!r} is outside [{node.low}, {node.high}] ({node.path})")
 
 
 def sample(node: Any, rng: np.random.RandomState) -> Any:

@@ -94,7 +94,7 @@ class ExperimentSpec(_Section):
     data: DataSpec = DataSpec()
     metric: str = "val_accuracy"
     mode: Literal["max", "min"] = "max"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     space: dict[str, Any]
     search: SearchSpec = SearchSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
