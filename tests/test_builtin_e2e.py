@@ -92,3 +92,25 @@ def test_a_crashed_trial_is_retried_from_its_checkpoint(ray_session, in_repo, wr
     assert trial["last"]["start"] == 3  # resumed after the epoch-2 checkpoint, not from scratch
     assert [h["epoch"] for h in trial["history"]] == [1, 2, 3, 4, 5]
 
+
+
+def test_a_diverging_trial_is_recorded_as_diverged_and_the_experiment_goes_on(ray_session, write_spec, tmp_path):
+    path = write_spec("""\
+        name: diverge
+        trainable: mlp
+        data: {name: wine}
+        space:
+          lr: {grid: [0.01, 1.0e+12]}
+          optimizer: sgd
+          momentum: 0.9
+          epochs: 4
+        search: {algorithm: grid}
+        scheduler: {name: fifo}
+        stop: {max_epochs: 4}
+        """)
+    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "r")), quiet=True)
+    by_lr = {t["config"]["lr"]: t for t in outcome.summary["trials"]}
+    assert outcome.state == "finished"
+    assert by_lr[1e12]["status"] == "diverged" and by_lr[1e12]["epochs"] < 4
+    assert by_lr[0.01]["status"] == "finished"
+    assert outcome.summary["best"]["config"]["lr"] == 0.01

@@ -131,3 +131,26 @@ def test_data_section_reaches_a_user_function_that_asks_for_it(ray_session, in_r
         """)
     outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "results")), quiet=True)
     assert outcome.summary["best"]["metric"] == len("mydata")
+
+
+def test_a_trial_that_fits_no_node_is_refused_before_it_waits_forever(ray_session, in_repo, write_spec, tmp_path):
+    with pytest.raises(UsageError, match="asks for cpu 1, gpu 1 but the largest node of the Ray cluster has cpu 2, gpu 0"):
+        launch(write_spec, tmp_path, name="gpu", samples=1, overrides=["resources.gpu=1"])
+    with pytest.raises(UsageError, match="asks for cpu 3"):
+        launch(write_spec, tmp_path, name="cpu", samples=1, overrides=["resources.cpu=3"])
+    assert not (tmp_path / "results" / "gpu").exists()  # nothing was created
+
+
+def test_overwrite_keeps_the_old_results_when_the_new_run_cannot_start(ray_session, in_repo, write_spec, tmp_path):
+    launch(write_spec, tmp_path, name="keep", samples=1)
+    with pytest.raises(UsageError, match="gpu 1"):
+        launch(write_spec, tmp_path, name="keep", samples=1, overwrite=True, overrides=["resources.gpu=1"])
+    assert (tmp_path / "results" / "keep" / "summary.json").exists()
+
+
+def test_unwritable_storage_is_refused_before_ray_starts(in_repo, write_spec, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    path = write_spec(QUADRATIC.format(name="x", samples=1, scheduler="fifo"))
+    with pytest.raises(UsageError, match="is not writable"):
+        tunerd.launch(tunerd.load(path, storage=str(blocker / "sub")), quiet=True)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import sysconfig
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,20 +57,24 @@ def experiment_folder(experiment: Experiment) -> Path:
     return Path(experiment.storage) / experiment.name
 
 
-def prepare_folder(folder: Path, *, overwrite: bool) -> None:
-    """Refuse to mix two experiments' results; check the storage is writable before any trial starts."""
-    if folder.exists() and any(folder.iterdir()):
-        if not overwrite:
-            raise UsageError(f"experiment '{folder.name}' already exists in {folder.parent}: pass --overwrite "
-                             "to replace it, or choose another --name")
-        shutil.rmtree(folder)
+def check_folder(folder: Path, *, overwrite: bool) -> None:
+    """Refuse to mix two experiments' results, and an unwritable storage, before Ray starts."""
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise UsageError(f"experiment '{folder.name}' already exists in {folder.parent}: pass --overwrite "
+                         "to replace it, or choose another --name")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".tunerd-write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder.parent, prefix=".tunerd-write-test"):
+            pass
     except OSError as exc:
         raise UsageError(f"storage {folder.parent} is not writable: {exc.strerror or exc}") from None
+
+
+def create_folder(folder: Path) -> None:
+    """A fresh experiment folder (an `--overwrite`n one is removed only now, once the run can start)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
 
 
 @contextlib.contextmanager
@@ -155,6 +160,23 @@ def build_trainable(experiment: Experiment) -> Any:
     return tune.with_resources(function, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
+def check_resources(experiment: Experiment, *, joined: bool) -> None:
+    """A trial that fits on no node would wait forever: say so before any trial starts.
+
+    On a cluster that was joined, an autoscaler may still add a node that fits: there it is a warning.
+    """
+    wanted = {"CPU": experiment.spec.resources.cpu, "GPU": experiment.spec.resources.gpu}
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if any(all(node.get(kind, 0) >= amount for kind, amount in wanted.items() if amount) for node in nodes):
+        return
+    largest = {kind: max((node.get(kind, 0) for node in nodes), default=0) for kind in wanted}
+    message = (f"resources: a trial asks for cpu {wanted['CPU']:g}, gpu {wanted['GPU']:g} but the largest node "
+               f"of the Ray cluster has cpu {largest['CPU']:g}, gpu {largest['GPU']:g}")
+    if not joined:
+        raise UsageError(message)
+    log.warning("%s; trials will wait for a node that fits (autoscaler?)", message)
+
+
 def trial_dirname(trial: Any) -> str:
     """Short, stable trial folder names (Ray's default embeds the whole config)."""
     return f"trial_{trial.trial_id}"
@@ -204,12 +226,14 @@ def launch(experiment: Experiment, *, address: str | None = None, overwrite: boo
     """Run the experiment to the end and write its record; see `Outcome` for what comes back."""
     folder = experiment_folder(experiment)
     check_trainable(experiment)
-    prepare_folder(folder, overwrite=overwrite)
-    write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
-    record = ExperimentRecord(folder, name=experiment.name, metric=experiment.spec.metric,
-                              mode=experiment.spec.mode, trial_count=experiment.trial_count)
-    record.write()
+    check_folder(folder, overwrite=overwrite)
     with ray_session(address, num_cpus):
+        check_resources(experiment, joined=address is not None)
+        create_folder(folder)
+        write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
+        record = ExperimentRecord(folder, name=experiment.name, metric=experiment.spec.metric,
+                                  mode=experiment.spec.mode, trial_count=experiment.trial_count)
+        record.write()
         tuner = build_tuner(experiment, record, quiet=quiet)
         try:
             with _interrupt_watch() as interrupted:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 #: Ray's bookkeeping keys: not worth a TensorBoard chart
 _SKIP = {"epoch", "training_iteration", "timestamp", "pid", "time_total_s", "time_since_restore",
          "iterations_since_restore", "timesteps_since_restore", "done", "planned_epochs", "trial_id",
-         "experiment_id", "date", "hostname", "node_ip", "checkpoint_dir_name", "should_checkpoint"}
+         "experiment_id", "date", "hostname", "node_ip", "checkpoint_dir_name", "should_checkpoint",
+         "time_this_iter_s"}
 
 
 def hparam_values(config: dict[str, Any]) -> dict[str, bool | int | float | str]:
