@@ -154,3 +154,20 @@ def test_unwritable_storage_is_refused_before_ray_starts(in_repo, write_spec, tm
     path = write_spec(QUADRATIC.format(name="x", samples=1, scheduler="fifo"))
     with pytest.raises(UsageError, match="is not writable"):
         tunerd.launch(tunerd.load(path, storage=str(blocker / "sub")), quiet=True)
+
+
+def test_median_rule_stops_trials_below_the_median(ray_session, in_repo, write_spec, tmp_path):
+    outcome = launch(write_spec, tmp_path, name="median", samples=8, scheduler="median",
+                     overrides=["search.max_concurrent=1"])
+    statuses = [t["status"] for t in outcome.summary["trials"]]
+    assert "stopped" in statuses and "finished" in statuses
+
+
+def test_time_budget_ends_the_experiment_as_finished(ray_session, in_repo, write_spec, tmp_path):
+    path = write_spec(QUADRATIC.format(name="budget", samples=50, scheduler="fifo")
+                      .replace("toy:quadratic", "toy:slow").replace("stop: {max_epochs: 9}",
+                                                                    "stop: {max_epochs: 10, time_budget_s: 4}"))
+    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "results")), quiet=True)
+    assert outcome.state == "finished"
+    assert len(outcome.summary["trials"]) < 50
+    assert not any(t["status"] == "finished" for t in outcome.summary["trials"])  # 5 s of epochs > budget

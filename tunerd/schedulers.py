@@ -19,8 +19,21 @@ def build_scheduler(spec: ExperimentSpec) -> TrialScheduler:
         return ASHAScheduler(time_attr=TIME_ATTR, max_t=spec.stop.max_epochs, grace_period=settings.grace_period,
                              reduction_factor=settings.reduction_factor)
     if settings.name == "median":
-        return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=settings.grace_period, min_samples_required=3)
+        return MedianStopping(time_attr=TIME_ATTR, grace_period=settings.grace_period, min_samples_required=3)
     return FIFOScheduler()
+
+
+class MedianStopping(MedianStoppingRule):
+    """Ray's median stopping rule without its time-sharing.
+
+    Ray's rule *pauses* a trial whenever fewer than `min_samples_required` other trials have reached its
+    epoch and some are pending (its `min_time_slice` cannot prevent the first pause), which restarts
+    trials that do not checkpoint and churns actors. Here such a trial runs on until there are enough
+    trials to compare it with.
+    """
+
+    def _on_insufficient_samples(self, tune_controller, trial, time) -> str:
+        return TrialScheduler.CONTINUE
 
 
 class TargetStopper(Stopper):
