@@ -46,7 +46,8 @@ def test_files_on_disk(ray_session, in_repo, write_spec, tmp_path):
     assert summary["state"] == "finished" and summary["metric"] == "loss"
     trial = summary["trials"][0]
     assert {"trial_id", "status", "config", "epochs", "last", "best"} <= set(trial)
-    assert len(trial["history"]) == 9 and trial["last"]["epoch"] == 9
+    assert [h["epoch"] for h in trial["history"]] == list(range(1, 10)) and trial["last"]["epoch"] == 9
+    assert [h["loss"] for h in trial["history"]] == sorted((h["loss"] for h in trial["history"]), reverse=True)
     best_loss = min(t["best"]["loss"] for t in summary["trials"])
     assert summary["best"]["metric"] == best_loss
     assert summary["best"]["config"]["offset"] == 0.25

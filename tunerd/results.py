@@ -19,7 +19,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-#: the per-epoch scalars kept in a trial's history (enough for learning curves and diagnosis)
+#: the per-epoch scalars kept in a trial's history, with the experiment's metric (for learning curves and
+#: over/under-fitting diagnosis)
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "generalization_gap")
 TRIAL_STATES = ("pending", "running", "finished", "stopped", "diverged", "errored")
 
@@ -131,7 +132,7 @@ class ExperimentRecord:
         if _finite(value) and (not record.best or self._better(value, record.best[self.metric])):
             record.best = metrics
         record.history = [h for h in record.history if h.get("epoch", 0) < record.epochs]
-        record.history.append({k: metrics[k] for k in HISTORY_KEYS if k in metrics})
+        record.history.append({k: metrics[k] for k in (*HISTORY_KEYS, self.metric) if k in metrics})
 
     def ended_trial(self, trial_id: str, config: dict[str, Any], *, max_epochs: int) -> TrialRecord:
         record = self.trial(trial_id, config)
