@@ -19,6 +19,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from tunerd.space import flatten
+
 #: the per-epoch scalars kept in a trial's history, with the experiment's metric (for learning curves and
 #: over/under-fitting diagnosis)
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "generalization_gap")
@@ -129,7 +131,7 @@ class ExperimentRecord:
             record.planned_epochs = int(metrics["planned_epochs"])
         record.last = metrics
         value = metrics.get(self.metric)
-        if _finite(value) and (not record.best or self._better(value, record.best[self.metric])):
+        if is_finite_number(value) and (not record.best or self._better(value, record.best[self.metric])):
             record.best = metrics
         record.history = [h for h in record.history if h.get("epoch", 0) < record.epochs]
         record.history.append({k: metrics[k] for k in (*HISTORY_KEYS, self.metric) if k in metrics})
@@ -210,25 +212,19 @@ class ExperimentRecord:
     def write_leaderboard(self) -> None:
         rows = self.ranked()
         metric_keys = sorted({k for t in rows for k in t.best if k not in ("diverged", "early_stopped")})
-        config_keys = sorted({k for t in rows for k in _flat(t.config)})
+        config_keys = sorted({k for t in rows for k in flatten(t.config)})
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["rank", "trial_id", "status", "epochs", *metric_keys,
                          *[f"config/{k}" for k in config_keys], "error"])
         for rank, t in enumerate(rows, 1):
-            flat = _flat(t.config)
+            flat = flatten(t.config)
             writer.writerow([rank, t.trial_id, t.status, t.epochs, *[t.best.get(k, "") for k in metric_keys],
                              *[flat.get(k, "") for k in config_keys], t.error or ""])
         write_atomic(self.folder / "leaderboard.csv", buffer.getvalue())
 
 
-def _flat(config: dict[str, Any]) -> dict[str, Any]:
-    from tunerd.space import flatten
-
-    return flatten(config)
-
-
-def _finite(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -28,7 +28,7 @@ from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 
 from tunerd.errors import TunerdError, UsageError
 from tunerd.progress import ProgressView
-from tunerd.results import ExperimentRecord, RecordCallback, write_atomic
+from tunerd.results import ExperimentRecord, RecordCallback, is_finite_number, write_atomic
 from tunerd.schedulers import build_scheduler, build_stopper
 from tunerd.searchers import build_search
 from tunerd.spec import Experiment
@@ -304,17 +304,11 @@ def _finish(experiment: Experiment, record: ExperimentRecord, folder: Path, resu
 def _best_checkpoint(results: Any, trial_id: str, metric: str, mode: str) -> Any:
     for result in results:
         if (result.metrics or {}).get("trial_id") == trial_id:
-            ranked = [(c, m) for c, m in result.best_checkpoints if _finite(m.get(metric))]
+            ranked = [(c, m) for c, m in result.best_checkpoints if is_finite_number(m.get(metric))]
             if ranked:
                 return max(ranked, key=lambda cm: cm[1][metric] if mode == "max" else -cm[1][metric])[0]
             return result.checkpoint
     return None
-
-
-def _finite(value: Any) -> bool:
-    import math
-
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _export(experiment: Experiment, record: ExperimentRecord, checkpoint_dir: Path, best_dir: Path) -> None:
