@@ -20,6 +20,8 @@ class TrialContext:
     checkpoint_every: int = 1
     metric: str = "val_accuracy"
     mode: str = "max"
+    #: the experiments' storage folder: where `init_from: NAME` finds NAME/best (transfer learning)
+    storage: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_epochs, int) or self.max_epochs < 1:

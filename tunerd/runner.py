@@ -151,7 +151,7 @@ def build_trainable(experiment: Experiment) -> Any:
 
         context = TrialContext(trainable=spec.trainable, data=data, seed=spec.seed,
                                max_epochs=spec.stop.max_epochs, checkpoint_every=spec.checkpoint.every,
-                               metric=spec.metric, mode=spec.mode)
+                               metric=spec.metric, mode=spec.mode, storage=experiment.storage)
         function = tune.with_parameters(train_builtin, context=context)
     else:
         function = user_function(spec.trainable)
