@@ -215,3 +215,14 @@ def test_initial_point_values_are_range_checked(write_spec):
     text = "\n".join(problems_of(write_spec, BASE + "  n: {randint: [1, 4]}\nsearch: {initial_points: [{x: 7}, {n: 2.5}]}\n"))
     assert "search.initial_points[0]: 7 is outside [-5, 5] (space.x.uniform)" in text
     assert "search.initial_points[1]: 2.5 is not an integer (space.n.randint)" in text
+
+
+def test_data_section_rules(write_spec, tmp_path):
+    builtin = "name: t\ntrainable: mlp\nspace: {lr: 0.1}\n"
+    assert load_text(write_spec, builtin).spec.data.name == "digits"  # neither name nor path
+    text = "\n".join(problems_of(write_spec, builtin + "data: {name: wine, path: x.csv}\n"))
+    assert "data: give either name" in text
+    text = "\n".join(problems_of(write_spec, builtin + f"data: {{path: {tmp_path}/nothing.csv}}\n"))
+    assert "data.path: no such file or folder" in text and "nothing.csv" in text
+    text = "\n".join(problems_of(write_spec, builtin + "data: {name: wine, folds: 1, colour: red}\n"))
+    assert "data.folds: one fold is no cross-validation" in text and "data.colour: unknown key" in text

@@ -322,4 +322,8 @@ def _export(experiment: Experiment, record: ExperimentRecord, checkpoint_dir: Pa
 
     export_best(checkpoint_dir, best_dir)
     record.test = evaluate_checkpoint(checkpoint_dir, split="test")
+    if experiment.spec.export.quantize:
+        from trainables.export import quantize_export
+
+        record.extra["export"] = quantize_export(best_dir, split="test")
 

@@ -22,7 +22,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_STORAGE = "./tunerd-results"
 #: data keys the built-in trainables understand (SPEC §1, §5)
 BUILTIN_DATA_KEYS = ("name", "path", "val_fraction", "test_fraction", "folds", "classes",
-                     "text_column", "label_column")
+                     "text_column", "label_column", "train_size", "flips")
 #: guards against YAML alias bombs and runaway nesting
 MAX_NODES = 100_000
 MAX_DEPTH = 64
@@ -80,12 +80,16 @@ class DataSpec(BaseModel):
     """Handed to the trainable as written; built-ins understand the keys below (others are checked later)."""
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True, allow_inf_nan=False)
-    name: str | None = "digits"
+    name: str | None = None  # neither name nor path: digits
     path: str | None = None
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     folds: int = Field(0, ge=0)
-    classes: list[int | str] | None = None
+    classes: list[int | str] | None = Field(None, min_length=2)
+    text_column: str | None = None
+    label_column: str | None = None
+    train_size: int | None = Field(None, ge=2)
+    flips: bool | None = None
 
 
 class ExperimentSpec(_Section):
@@ -357,9 +361,16 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
         if key not in BUILTIN_DATA_KEYS:
             problems.append(Problem(f"data.{key}", f"unknown key{_did_you_mean(key, BUILTIN_DATA_KEYS)}; "
                                                    f"allowed: {', '.join(BUILTIN_DATA_KEYS)}"))
-    if data.path is None and data.name not in DATASETS:
+    if data.path is not None and data.name is not None:
+        problems.append(Problem("data", "give either name (a built-in data set) or path (your own data), not both"))
+    elif data.path is not None:
+        if not Path(data.path).expanduser().exists():
+            problems.append(Problem("data.path", f"no such file or folder: {Path(data.path).expanduser().resolve()}"))
+    elif data.name not in DATASETS:
         problems.append(Problem("data.name", f"unknown data set {data.name!r}{_did_you_mean(data.name, DATASETS)};"
                                              f" built-in: {', '.join(DATASETS)} (or data.path)"))
+    if data.folds == 1:
+        problems.append(Problem("data.folds", "one fold is no cross-validation: use 0 (off) or k >= 2"))
     if data.val_fraction + data.test_fraction >= 0.9:
         problems.append(Problem("data", "val_fraction + test_fraction must leave at least 10% for training, "
                                         f"got {data.val_fraction} + {data.test_fraction}"))
@@ -370,12 +381,6 @@ def _check_unfinished_features(spec: ExperimentSpec, problems: list[Problem]) ->
     if spec.resources.workers > 1:
         problems.append(Problem("resources.workers", "multi-worker (Ray Train) trials are not implemented yet; "
                                                      "use 1"))
-    if spec.data.folds > 1:
-        problems.append(Problem("data.folds", "k-fold cross-validation is not implemented yet; use 0"))
-    if spec.data.path is not None:
-        problems.append(Problem("data.path", "user data files are not implemented yet; use a built-in data.name"))
-    if spec.export.quantize:
-        problems.append(Problem("export.quantize", "int8 export is not implemented yet; use false"))
 
 
 def _check_initial_points(spec: ExperimentSpec, tree: dict[str, Any], problems: list[Problem]) -> None:
@@ -415,6 +420,9 @@ def _check_cross(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> No
         module, _, function = spec.trainable.partition(":")
         if not re.match(r"^[A-Za-z_][\w.]*$", module) or not function.isidentifier():
             problems.append(Problem("trainable", f"expected 'package.module:function', got {spec.trainable!r}"))
+        if spec.export.quantize:
+            problems.append(Problem("export.quantize", "int8 export rebuilds a built-in model; your own trainable "
+                                                       "exports its own checkpoint"))
     else:
         _check_builtin(spec, tree, problems)
     _check_unfinished_features(spec, problems)
@@ -432,6 +440,8 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
     spec = None
     try:
         spec = ExperimentSpec.model_validate(raw)
+        if spec.data.name is None and spec.data.path is None:
+            spec = spec.model_copy(update={"data": spec.data.model_copy(update={"name": "digits"})})
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc))
     tree: dict[str, Any] = {}
