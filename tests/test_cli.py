@@ -118,3 +118,23 @@ def test_ctrl_c_saves_the_state_and_exits_130(write_spec, tmp_path):
     summary = json.loads(summary_file.read_text())
     assert summary["state"] == "interrupted" and summary["counts"]["finished"] < 8
     assert (summary_file.parent / "tuner.pkl").exists()
+
+
+def test_a_module_in_the_current_folder_runs_in_that_folder(tmp_path):
+    """The user's `module:function` is imported from where tunerd is started, and trials run there."""
+    import json
+
+    (tmp_path / "mytrain.py").write_text(
+        "import os\nfrom ray import tune\n\n"
+        "def train(config):\n"
+        "    here = os.path.exists('marker.txt')\n"
+        "    tune.report({'loss': config['x'] ** 2, 'sees_launch_folder': float(here)})\n")
+    (tmp_path / "marker.txt").write_text("here")
+    (tmp_path / "exp.yaml").write_text(
+        "name: local\ntrainable: mytrain:train\nmetric: loss\nmode: min\n"
+        "space: {x: {uniform: [-1, 1]}}\nsearch: {algorithm: random, num_samples: 2}\n")
+    done = subprocess.run([sys.executable, "-m", "tunerd.cli", "launch", "exp.yaml", "--storage", "results"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((tmp_path / "results" / "local" / "summary.json").read_text())
+    assert [t["last"]["sees_launch_folder"] for t in summary["trials"]] == [1.0, 1.0]

@@ -28,9 +28,9 @@ def test_bagging_ensemble_reports_members_and_asha_judges_it(ray_session, write_
           members: 3
           hidden_layers: 1
           units: 16
-          lr: {choice: [0.0001, 0.01]}
+          lr: {grid: [0.01, 0.0001]}
           epochs: 6
-        search: {algorithm: grid, num_samples: 2}
+        search: {algorithm: random, num_samples: 2}
         scheduler: {name: asha, grace_period: 1, reduction_factor: 3}
         stop: {max_epochs: 6}
         """, "search.max_concurrent=1")
@@ -115,7 +115,11 @@ def test_rnn_on_a_users_text_csv(ray_session, write_spec, tmp_path):
     assert outcome.summary["best"]["metric"] > 0.9
 
 
-def test_every_example_file_validates(in_repo):
+def test_every_example_file_validates(in_repo, tmp_path):
     for path in sorted(Path("search_spaces").glob("*.yaml")):
-        experiment = tunerd.load(path)
+        if path.name == "transfer_digits.yaml":  # starts from the experiment digits-0-4: not there yet
+            with pytest.raises(tunerd.UsageError, match="space.init_from.*digits-0-4"):
+                tunerd.load(path, storage=str(tmp_path))
+            continue
+        experiment = tunerd.load(path, storage=str(tmp_path))
         assert experiment.trial_count >= 1, path

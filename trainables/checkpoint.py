@@ -2,45 +2,67 @@
 
 `checkpoint.pt` (in the folder Ray Tune persists) is one `torch.save`d dict:
 
-    format          layout version (1)
-    trainable, knobs, model_config, input_shape, n_classes, data, seed
+    format          layout version (2; version 1, one optimizer under `optimizer`, still loads)
+    trainable, knobs, model_config, input_shape, n_classes, data, seed, data_options
                     the model record: everything needed to rebuild the model and its data split
+                    (`build_model(trainable, model_config, input_shape, n_classes)`, then
+                    `load_dataset(data, seed, **data_options)`); see "The model record" below
+    vocab           text only: the token of each id (the plain split's vocabulary), for prediction
     epoch           last finished epoch (1-based)
     planned_epochs  epochs this trial runs unless stopped early
     metrics         what was reported for `epoch`
     best            {"metric", "mode", "value", "epoch"}: best-so-far, for early stopping
-    model           model.state_dict()
-    optimizer       optimizer.state_dict()
+    model           the predictor's state_dict, which holds every learner's model (see below)
+    learners        one entry per learner, in the order of `Ensemble.members` (folds first, then members):
+                    {"optimizer": state_dict, "sample_weight": Tensor (boosting: each training row's
+                    weight, mean 1) or None}
     scheduler       {"lr_schedule", "base_lr", "planned_epochs"}: the schedule is a pure function of the
                     epoch (see `optim.lr_factor`), so these and `epoch` are its whole state
-    rng             {"torch", "cuda", "shuffle"}: global CPU / CUDA generators and the batch-order generator
+    rng             {"torch", "cuda", "shuffle", "augment"}: global CPU / CUDA generators (dropout, weight
+                    init), the batch-order generator, and the augmentation generator (on the data's device)
+                    as {"device": "cpu" | "cuda", "state": ByteTensor}
 
-Everything in it is a tensor or a plain Python value, so it loads with `weights_only=True`.
+The model record. `model_config` is flat: the family's knobs (cnn, mlp, rnn fields; an ensemble's base's),
+plus for `trainable: ensemble` its `method`, `members`, `base`, `sample_fraction`, plus `folds: k` for a
+k-fold cross-validated trial (absent otherwise). `build_model` turns it into the predictor:
+
+    cnn / mlp / rnn         the family's module: `features.*`, `classifier.*`
+    ensemble                `Ensemble`: `members.{m}.*` (member m's model) and `weights` (M,): 1 each for
+                            bagging, SAMME's alphas for boosting; it predicts log(sum_m w_m p_m / sum_m w_m)
+    folds: k (either above) `Ensemble` of k `Recoded`: `members.{f}.model.*` (fold f's model or ensemble),
+                            `members.{f}.recode.*` (the map from the plain split's input encoding to fold
+                            f's: `scale`/`shift` for images and tabular data, `ids` for text) and `weights`
+                            (k ones: the fold models' probabilities are averaged)
+
+`data_options` holds the knobs that shape the data too (`vocab_size`, `max_len` for an rnn; else empty).
+Everything in the file is a tensor or a plain Python value, so it loads with `weights_only=True`.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from trainables.knobs import Knobs
+from trainables.models import model_config
 
 CHECKPOINT_FILE = "checkpoint.pt"
-FORMAT = 1
+FORMAT = 2
 #: keys of the model record, shared by checkpoints and exported models (`model.json`)
-RECORD_KEYS = ("trainable", "knobs", "model_config", "input_shape", "n_classes", "data", "seed")
+RECORD_KEYS = ("trainable", "knobs", "model_config", "input_shape", "n_classes", "data", "seed", "data_options")
 
 
 def model_record(trainable: str, knobs: Knobs, input_shape: tuple[int, ...], n_classes: int,
-                 data: Mapping[str, Any], seed: int) -> dict[str, Any]:
+                 data: Mapping[str, Any], seed: int, *, folds: int = 0) -> dict[str, Any]:
     """What rebuilds a trained model and its data split, in JSON-safe types."""
-    record = {"trainable": trainable, "knobs": knobs.as_dict(), "model_config": asdict(knobs.model),
-              "input_shape": list(input_shape), "n_classes": n_classes, "data": dict(data), "seed": seed}
+    record = {"trainable": trainable, "knobs": knobs.as_dict(),
+              "model_config": model_config(knobs.model, knobs.ensemble, folds),
+              "input_shape": list(input_shape), "n_classes": n_classes, "data": dict(data), "seed": seed,
+              "data_options": knobs.model.data_options()}
     return json.loads(json.dumps(record))  # plain types only (a YAML loader's mappings, tuples -> lists)
 
 
@@ -68,19 +90,30 @@ def load_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no {CHECKPOINT_FILE} in {directory}")
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format") == 1:  # one model and its optimizer, written before ensembles and folds
+        state.setdefault("data_options", {})
+        state["learners"] = [{"optimizer": state.pop("optimizer"), "sample_weight": None}]
+        state["format"] = FORMAT
     if state.get("format") != FORMAT:
         raise ValueError(f"{path}: unsupported checkpoint format {state.get('format')!r} (expected {FORMAT})")
     return state
 
 
-def rng_state(shuffle: torch.Generator) -> dict[str, Any]:
-    """Every random stream training draws from: dropout (global CPU/CUDA) and batch order (`shuffle`)."""
+def rng_state(shuffle: torch.Generator, augment: torch.Generator) -> dict[str, Any]:
+    """Every random stream training draws from: dropout (global CPU/CUDA), batch order (`shuffle`) and
+    augmentation (`augment`, on the data's device)."""
     return {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "augment": {"device": augment.device.type, "state": augment.get_state()}}
 
 
-def restore_rng(state: Mapping[str, Any], shuffle: torch.Generator) -> None:
+def restore_rng(state: Mapping[str, Any], shuffle: torch.Generator, augment: torch.Generator) -> None:
+    """Put the generators back as saved. A generator saved on another kind of device (a CPU checkpoint
+    resumed on a GPU) cannot be restored; it keeps its seeded state, so that resume is not exact."""
     torch.set_rng_state(state["torch"])
     shuffle.set_state(state["shuffle"])
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+    saved = state.get("augment")
+    if saved is not None and saved["device"] == augment.device.type:
+        augment.set_state(saved["state"])

@@ -1,15 +1,17 @@
 """Knobs: a trial's config turned into the loop's and the model's typed settings.
 
 Every knob's name, type, default and rule is a field of `TrainingConfig` (shared by all built-ins), of
-`ModelConfig` (architecture knobs every family honours) or of the family's config. This module only merges
-nested groups, rejects unknown names and splits the knobs between the loop and the model.
+`ModelConfig` (architecture knobs every family honours), of the family's config, or, for `ensemble`, of
+`EnsembleConfig`. This module only merges nested groups, rejects unknown names and splits the knobs
+between the loop and the model.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from trainables.models import ACTIVATIONS, FAMILIES, INITS, ModelConfig
+from trainables.models import (ACTIVATIONS, BASES, CELLS, ENSEMBLE, FAMILIES, INITS, METHODS, EnsembleConfig,
+                               ModelConfig, family)
 from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 from trainables.validation import did_you_mean, from_knobs, require, require_choice
 
@@ -19,10 +21,10 @@ KNOB_CHOICES: dict[str, tuple[str, ...]] = {
     "init": tuple(INITS),
     "activation": tuple(ACTIVATIONS),
     "lr_schedule": tuple(LR_SCHEDULES),
+    "cell": tuple(CELLS),
+    "method": METHODS,
+    "base": BASES,
 }
-
-#: knobs the spec promises that later work will implement: named as such instead of "unknown"
-PLANNED_KNOBS: dict[str, str] = {"init_from": "transfer learning", "freeze_features": "transfer learning"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +41,13 @@ class TrainingConfig:
     grad_clip: float = 0.0
     lr_schedule: str = "none"
     early_stopping_patience: int = 0
-    augment: float = 0.0  # accepted so spaces can name it; data augmentation is not implemented yet
+    #: strength of `trainables.augment.augment_batch`, applied to every training batch (0 = off)
+    augment: float = 0.0
+    #: transfer learning: an experiment name, export or checkpoint folder whose matching tensors start the model
+    init_from: str | None = None
+    #: train only the classifier head (`features` frozen, their batch norm in inference mode); meant for
+    #: `init_from`, without which the features stay as randomly initialised (a random-features baseline)
+    freeze_features: bool = False
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "lr", self.lr, "must be > 0")
@@ -54,6 +62,8 @@ class TrainingConfig:
         require(self.early_stopping_patience >= 0, "early_stopping_patience", self.early_stopping_patience,
                 "must be >= 0 (0 = off)")
         require(self.augment >= 0, "augment", self.augment, "must be >= 0 (0 = off)")
+        require(self.init_from is None or self.init_from.strip() != "", "init_from", self.init_from,
+                "must name an experiment or a model folder (or be null)")
 
     def planned_epochs(self, max_epochs: int) -> int:
         """`epochs` when the space sets it, else the experiment's cap, and never more than the cap."""
@@ -62,26 +72,43 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class Knobs:
-    """A trial's knobs, parsed: what the loop needs, what builds the model, and all values with defaults."""
+    """A trial's knobs, parsed: what the loop needs, what builds each model, and all values with defaults."""
 
     training: TrainingConfig
+    #: the architecture of each model the trial trains (an ensemble's: every member's)
     model: ModelConfig
+    #: that model's family: the trainable, or an ensemble's base
+    family: str
+    ensemble: EnsembleConfig | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Every knob's effective value, defaults included (what a checkpoint and an export record)."""
-        return {**asdict(self.training), **asdict(self.model)}
+        ensemble = asdict(self.ensemble) if self.ensemble is not None else {}
+        return {**asdict(self.training), **ensemble, **asdict(self.model)}
 
 
-def _family_config(trainable: str) -> type[ModelConfig]:
-    if trainable not in FAMILIES:
-        raise ValueError(f"unknown built-in trainable {trainable!r}{did_you_mean(trainable, FAMILIES)}; "
-                         f"built-ins are {', '.join(FAMILIES)}")
-    return FAMILIES[trainable].config
+def _check_trainable(trainable: str) -> None:
+    if trainable != ENSEMBLE and trainable not in FAMILIES:
+        known = (*FAMILIES, ENSEMBLE)
+        raise ValueError(f"unknown built-in trainable {trainable!r}{did_you_mean(trainable, known)}; "
+                         f"built-ins are {', '.join(known)}")
+
+
+def _names(*configs: type) -> frozenset[str]:
+    return frozenset(f.name for config in configs for f in fields(config))
 
 
 def knob_names(trainable: str) -> frozenset[str]:
-    """The knobs built-in `trainable` accepts: the loop's plus its model family's."""
-    return frozenset(f.name for f in (*fields(TrainingConfig), *fields(_family_config(trainable))))
+    """The knobs built-in `trainable` accepts: the loop's plus its model family's.
+
+    For `ensemble`: the loop's, the ensemble's own and those of EVERY family it may use as `base`, because
+    the base may itself be searched (`base: {choice: [cnn, mlp]}`) and a spec checker cannot know it before
+    sampling. Whether the knobs fit the chosen base is checked when the trial starts (`parse_knobs`).
+    """
+    _check_trainable(trainable)
+    if trainable == ENSEMBLE:
+        return _names(TrainingConfig, EnsembleConfig, *(f.config for f in FAMILIES.values()))
+    return _names(TrainingConfig, FAMILIES[trainable].config)
 
 
 def flatten_knobs(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,15 +136,22 @@ def flatten_knobs(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def parse_knobs(trainable: str, config: Mapping[str, Any]) -> Knobs:
     """Validate a trial config for built-in `trainable` and split it; errors name the knob."""
-    family_config = _family_config(trainable)
     flat = flatten_knobs(config)
     known = knob_names(trainable)
     for name in flat:
-        if name in PLANNED_KNOBS:
-            raise ValueError(f"knob {name!r} ({PLANNED_KNOBS[name]}) is not supported yet")
         if name not in known:
             raise ValueError(f"unknown knob {name!r} for trainable {trainable!r}{did_you_mean(name, known)}")
-    knobs = Knobs(training=from_knobs(TrainingConfig, flat), model=from_knobs(family_config, flat))
+    ensemble = from_knobs(EnsembleConfig, flat) if trainable == ENSEMBLE else None
+    family_name = ensemble.base if ensemble is not None else trainable
+    if ensemble is not None:
+        fits = _names(TrainingConfig, EnsembleConfig, family(family_name).config)
+        for name in flat:
+            if name not in fits:
+                owners = [n for n, f in FAMILIES.items() if name in _names(f.config)]
+                raise ValueError(f"knob {name!r} is a knob of {' and '.join(owners)}, not of this ensemble's base "
+                                 f"{family_name!r}")
+    knobs = Knobs(training=from_knobs(TrainingConfig, flat), model=from_knobs(family(family_name).config, flat),
+                  family=family_name, ensemble=ensemble)
     require(not (knobs.model.batch_norm and knobs.training.batch_size == 1), "batch_size", 1,
             "must be > 1 with batch_norm (batch statistics need two samples)")
     return knobs

@@ -1,11 +1,22 @@
-"""THE training loop, shared by every built-in model family.
+"""THE training loop, shared by every built-in: one model, an ensemble, or k cross-validation folds of either.
 
-One readable epoch loop: shuffle indices, step, clip, penalise; evaluate; report; checkpoint. Reporting
-and the starting checkpoint are injected, so the loop runs the same under Ray Tune (`builtin.train_builtin`)
-and in plain tests.
+A trial trains *learners* (a model, its optimizer and its view of the training split: which rows, with
+which weights) and advances all of them one epoch together, so a scheduler judges the whole trial every
+epoch. The learners of one data fold form a *committee* whose predictions combine into one predictor:
+
+    cnn / mlp / rnn          one committee of one learner (the model itself)
+    ensemble                 one committee of M learners: bagging (a bootstrap sample each, probabilities
+                             averaged) or boosting (SAMME sample weights, alpha-weighted probabilities)
+    data.folds = k > 1       k committees, one per fold; the k fold predictors averaged are what is kept
+
+Each epoch: every learner trains one epoch (shuffled index batches from memory, augment, step, clip,
+penalise); every committee is scored on its fold (boosting recomputes its weights first); the folds'
+scores are averaged; report; checkpoint. Reporting and the starting checkpoint are injected, so the loop
+runs the same under Ray Tune (`builtin.train_builtin`) and in plain tests.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -14,36 +25,101 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainables.augment import augment_batch
 from trainables.checkpoint import load_checkpoint, model_record, restore_rng, rng_state, save_checkpoint
 from trainables.context import TrialContext
-from trainables.data import load_dataset
-from trainables.knobs import TrainingConfig, parse_knobs
-from trainables.models import build_model
+from trainables.data import DataSpec, Dataset, cap_training, load_dataset
+from trainables.knobs import Knobs, TrainingConfig, parse_knobs
+from trainables.models import Ensemble, Recoded, build_model, new_recode, require_data_kind
+from trainables.models.ensemble import combine
+from trainables.models.rnn import sequence_lengths
 from trainables.optim import lr_factor, make_optimizer, penalised_weights, set_lr, weight_penalty
+from trainables.transfer import apply_init_from, freeze_features, keep_frozen_in_eval, trainable_parameters
 from trainables.validation import require
 
 #: `report(metrics, checkpoint_dir)`: checkpoint_dir is None, or a folder that exists only during the call
 Reporter = Callable[[dict[str, Any], Path | None], None]
 
-#: every key a built-in reports each epoch
+#: every key each built-in reports each epoch. On top: an ensemble's `member{i}_train_accuracy`,
+#: `member{i}_val_accuracy` (and `member{i}_alpha` when boosting); with k folds `val_accuracy_std`,
+#: `val_loss_std` and `fold{i}_val_accuracy`; with `init_from`, in epoch 1, `transfer_loaded` and
+#: `transfer_skipped` (tensors per model). Indices count from 0, as in the state_dict (`members.{i}`).
 METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "generalization_gap",
                "samples_per_s", "planned_epochs", "diverged", "early_stopped")
 #: metrics a built-in can optimise or stop on (the numbers among METRIC_KEYS)
 SEARCHABLE_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "generalization_gap")
 
 EVAL_BATCH_SIZE = 1024
+#: SAMME's weighted error is kept in [ERR_CLIP, 1 - ERR_CLIP], so a perfect member gets a large, finite alpha
+ERR_CLIP = 1e-6
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split's tensors on the trial's device.
+
+    For text, also each row's token count on the CPU, with the rows sorted longest first: a batch of rows
+    in ascending order is then sorted by length, which `pack_padded_sequence` takes with no host sync.
+    """
+
+    x: Tensor
+    y: Tensor
+    lengths: Tensor | None = None
+
+    @classmethod
+    def of(cls, x: Tensor, y: Tensor, kind: str) -> Split:
+        if kind != "text":
+            return cls(x, y)
+        lengths = sequence_lengths(x).cpu()  # one host sync per split and trial
+        order = lengths.argsort(descending=True, stable=True)
+        on_device = order.to(x.device)
+        return cls(x[on_device], y[on_device], lengths[order])
+
+    def model_inputs(self, x: Tensor, rows: Tensor | slice) -> tuple[Tensor, ...]:
+        """What the model takes for rows `rows` whose inputs are `x`: `(x,)`, or `(x, lengths)` for text."""
+        return (x,) if self.lengths is None else (x, self.lengths[rows])
+
+
+@dataclass
+class Learner:
+    """One model in training, its optimizer, and the training rows it learns from."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    penalised: list[nn.Parameter]
+    #: indices into the training split, on the CPU (bagging's bootstrap sample); None: every row
+    rows: Tensor | None = None
+    #: boosting: each training row's weight in the loss (mean 1); None: unweighted
+    sample_weight: Tensor | None = None
+
+
+@dataclass
+class Committee:
+    """The learners of one data fold, and the predictor their models make together."""
+
+    train: Split
+    val: Split
+    learners: list[Learner]
+    method: str  # "single" | "bagging" | "boosting"
+    #: the learner's model, or an `Ensemble` of the learners' models (its `weights`: SAMME's alphas)
+    predictor: nn.Module
 
 
 @dataclass(frozen=True)
 class EpochStats:
     loss: float
     accuracy: float
-    samples_per_s: float
-    finite: bool
+    samples: int
+    seconds: float
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.loss)
 
 
 @dataclass(frozen=True)
@@ -71,49 +147,63 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
     The trial ends itself after `planned_epochs`, after `early_stopping_patience` epochs without an
     improvement of `context.metric`, or at the end of the first epoch with a non-finite training or
     validation loss (one last report with `diverged: True` and no checkpoint; no exception, so the
-    experiment goes on). With `start_checkpoint` (a folder holding `checkpoint.pt`)
-    it continues from the epoch after the saved one with model, optimizer and RNG states as they were,
-    so the rest of the run matches an uninterrupted one.
+    experiment goes on). With `start_checkpoint` (a folder holding `checkpoint.pt`) it continues from the
+    epoch after the saved one with every learner's model, optimizer, sample weights and the RNG states as
+    they were, so the rest of the run matches an uninterrupted one.
     """
     require(context.metric in SEARCHABLE_METRICS, "metric", context.metric,
             f"must be one a built-in reports ({', '.join(SEARCHABLE_METRICS)})")
     knobs = parse_knobs(context.trainable, config)
     settings = knobs.training
     device = torch.device(device)
-    data = load_dataset(context.data, context.seed).to(device)
+    data = load_dataset(context.data, context.seed, **knobs.model.data_options())
+    require_data_kind(context.trainable, knobs.family, data.kind)
+    folds = DataSpec.from_dict(context.data).folds
+    parts = data.folds(folds, context.seed) if folds > 1 else [data]
+    record = model_record(context.trainable, knobs, data.input_shape, data.n_classes, context.data, context.seed,
+                          folds=folds)
+    if data.vocab is not None:
+        record["vocab"] = list(data.vocab)
+    resume = load_checkpoint(start_checkpoint) if start_checkpoint is not None else None
+    if resume is not None:
+        same_model = all(resume[key] == record[key] for key in ("trainable", "model_config", "input_shape"))
+        require(same_model, "start_checkpoint", str(start_checkpoint),
+                f"holds a different model ({resume['trainable']} {resume['model_config']}) than this trial's")
 
     torch.manual_seed(context.seed)
-    model = build_model(context.trainable, knobs.model, data.input_shape, data.n_classes).to(device)
-    optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.lr, settings.momentum)
+    transfer = Transfer(settings, context.storage, resuming=resume is not None)
+    committees = [new_committee(knobs, part, fold, context.seed, device, transfer)
+                  for fold, part in enumerate(parts)]
+    predictor = committees[0].predictor if folds <= 1 else cross_validated(committees, data, parts, knobs, device)
+    learners = [learner for committee in committees for learner in committee.learners]
     shuffle = torch.Generator().manual_seed(context.seed)
+    augment_generator = torch.Generator(device=device).manual_seed(context.seed)
+    augment = None
+    if settings.augment > 0:
+        augment = functools.partial(augment_batch, kind=data.kind, strength=settings.augment,
+                                    generator=augment_generator, flips=data.flips)
     planned = settings.planned_epochs(context.max_epochs)
     progress = Progress()
-    record = model_record(context.trainable, knobs, data.input_shape, data.n_classes, context.data, context.seed)
-    if start_checkpoint is not None:
-        state = load_checkpoint(start_checkpoint)
-        same_model = all(state[key] == record[key] for key in ("trainable", "model_config", "input_shape"))
-        require(same_model, "start_checkpoint", str(start_checkpoint),
-                f"holds a different model ({state['trainable']} {state['model_config']}) than this trial's")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        restore_rng(state["rng"], shuffle)
-        best = state["best"]
-        progress = Progress(state["epoch"], best["value"], best["epoch"])
-    weights = penalised_weights(model)
+    if resume is not None:
+        predictor.load_state_dict(resume["model"])
+        for learner, saved in zip(learners, resume["learners"], strict=True):
+            learner.optimizer.load_state_dict(saved["optimizer"])
+            if saved["sample_weight"] is not None:
+                learner.sample_weight = saved["sample_weight"].to(device)
+        restore_rng(resume["rng"], shuffle, augment_generator)
+        best = resume["best"]
+        progress = Progress(resume["epoch"], best["value"], best["epoch"])
 
     for epoch in range(progress.epoch + 1, planned + 1):
-        set_lr(optimizer, settings.lr * lr_factor(settings.lr_schedule, epoch - 1, planned))
-        train = train_epoch(model, optimizer, data.x_train, data.y_train, settings, weights, shuffle)
-        val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val)
-        diverged = not (train.finite and math.isfinite(val_loss))  # the last step can break the weights too
-        metrics = {
-            "epoch": epoch, "train_loss": train.loss, "train_accuracy": train.accuracy,
-            "val_loss": val_loss, "val_accuracy": val_accuracy,
-            "generalization_gap": train.accuracy - val_accuracy,
-            "samples_per_s": train.samples_per_s, "planned_epochs": planned,
-            "diverged": diverged, "early_stopped": False,
-        }
-        if diverged:
+        lr = settings.lr * lr_factor(settings.lr_schedule, epoch - 1, planned)
+        for learner in learners:
+            set_lr(learner.optimizer, lr)
+        scores = run_epoch(committees, settings, shuffle, augment, data.n_classes)
+        metrics = {"epoch": epoch, **scores, "planned_epochs": planned, "early_stopped": False}
+        if epoch == 1 and transfer.report is not None:
+            metrics["transfer_loaded"] = len(transfer.report["loaded"])
+            metrics["transfer_skipped"] = len(transfer.report["skipped"])
+        if metrics["diverged"]:
             report(metrics, None)  # a diverged model is not worth a checkpoint
             return
         progress = progress.after(epoch, metrics[context.metric], context.mode)
@@ -125,10 +215,12 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
                     **record, "epoch": epoch, "planned_epochs": planned, "metrics": metrics,
                     "best": {"metric": context.metric, "mode": context.mode, "value": progress.best,
                              "epoch": progress.best_epoch},
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "model": predictor.state_dict(),
+                    "learners": [{"optimizer": learner.optimizer.state_dict(),
+                                  "sample_weight": learner.sample_weight} for learner in learners],
                     "scheduler": {"lr_schedule": settings.lr_schedule, "base_lr": settings.lr,
                                   "planned_epochs": planned},
-                    "rng": rng_state(shuffle),
+                    "rng": rng_state(shuffle, augment_generator),
                 }, folder)
                 report(metrics, Path(folder))
         else:
@@ -137,56 +229,262 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
             return
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
-                settings: TrainingConfig, weights: list[nn.Parameter], shuffle: torch.Generator) -> EpochStats:
-    """One pass over the training split in shuffled mini-batches indexed straight from memory.
+def run_epoch(committees: list[Committee], settings: TrainingConfig, shuffle: torch.Generator,
+              augment: Callable[[Tensor], Tensor] | None, n_classes: int) -> dict[str, Any]:
+    """Every learner trains one epoch, every committee is scored; the trial's scores, standard keys first."""
+    stats: list[EpochStats] = []
+    scores = []
+    for committee in committees:
+        trained = [train_epoch(learner, committee.train, settings, shuffle, augment)
+                   for learner in committee.learners]
+        stats.extend(trained)
+        scores.append(score(committee, trained, n_classes))
+    summary = summarise(scores)
+    train_loss, train_accuracy = summary.pop("train_loss"), summary.pop("train_accuracy")
+    val_loss, val_accuracy = summary.pop("val_loss"), summary.pop("val_accuracy")
+    return {
+        "train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
+        "val_accuracy": val_accuracy, "generalization_gap": train_accuracy - val_accuracy,
+        "samples_per_s": sum(s.samples for s in stats) / max(sum(s.seconds for s in stats), 1e-9),
+        # the last step can break the weights too, hence the val loss
+        "diverged": not (all(s.finite for s in stats) and math.isfinite(val_loss)),
+        **summary,
+    }
 
-    `loss` and `accuracy` are running means over the epoch's batches (cross-entropy only, without the l1/l2
-    penalty, so they compare with val_loss), measured while training: cheaper than a second pass, and
-    the usual Keras-style numbers. Sums stay on the device until the epoch ends, so there is no
-    per-batch host sync; a non-finite loss is therefore noticed at the end of its epoch.
+
+class Transfer:
+    """`init_from` and `freeze_features` applied to each new model (see `trainables.transfer`).
+
+    A resumed trial does not load `init_from` again: its checkpoint holds the weights, and the source may
+    be gone. `report` keeps the first model's `{"loaded", "skipped"}` (every model of a trial is alike).
+    """
+
+    def __init__(self, settings: TrainingConfig, storage: str | None, *, resuming: bool) -> None:
+        self.init_from = None if resuming else settings.init_from
+        self.freeze = settings.freeze_features
+        self.storage = storage
+        self.report: dict[str, list[str]] | None = None
+
+    def __call__(self, model: nn.Module) -> None:
+        if self.init_from is not None:
+            loaded = apply_init_from(model, self.init_from, storage=self.storage)
+            if self.report is None:
+                self.report = loaded
+                skipped = "".join(f"\n  {name}" for name in loaded["skipped"])
+                print(f"init_from {self.init_from}: loaded {len(loaded['loaded'])} tensors, skipped "
+                      f"{len(loaded['skipped'])}{':' if skipped else ''}{skipped}")
+        if self.freeze:
+            freeze_features(model)
+
+
+def new_committee(knobs: Knobs, data: Dataset, fold: int, seed: int, device: torch.device,
+                  transfer: Transfer) -> Committee:
+    """Fresh learners for one fold: one model, or an ensemble's members with their rows and weights."""
+    settings, ensemble = knobs.training, knobs.ensemble
+    data = data.to(device)
+    train, val = Split.of(data.x_train, data.y_train, data.kind), Split.of(data.x_val, data.y_val, data.kind)
+    method = ensemble.method if ensemble is not None else "single"
+    learners = []
+    for member in range(ensemble.members if ensemble is not None else 1):
+        model = build_model(knobs.family, knobs.model, data.input_shape, data.n_classes)
+        transfer(model)
+        model.to(device)
+        optimizer = make_optimizer(settings.optimizer, trainable_parameters(model), settings.lr, settings.momentum)
+        learner = Learner(model, optimizer, penalised_weights(model))
+        if ensemble is not None:
+            learner.rows = member_rows(method, ensemble.sample_fraction, len(train.y), (seed, fold, member))
+        if method == "boosting":
+            learner.sample_weight = torch.ones(len(train.y), device=device)
+        learners.append(learner)
+    predictor = learners[0].model if ensemble is None else Ensemble([learner.model for learner in learners]).to(device)
+    return Committee(train, val, learners, method, predictor)
+
+
+def member_rows(method: str, fraction: float, n: int, seeds: tuple[int, ...]) -> Tensor | None:
+    """An ensemble member's training rows, drawn once, seeded by (trial seed, fold, member): bagging, a
+    bootstrap sample (with replacement) of round(fraction * n); boosting, all rows, or at fraction < 1 a
+    sample of that size without replacement. At least 2 rows (a batch-norm batch)."""
+    size = max(2, round(fraction * n))
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence(list(seeds)).generate_state(1)[0]))
+    if method == "bagging":
+        return torch.randint(n, (size,), generator=generator)
+    return torch.randperm(n, generator=generator)[:size] if size < n else None
+
+
+def cross_validated(committees: list[Committee], data: Dataset, parts: list[Dataset], knobs: Knobs,
+                    device: torch.device) -> Ensemble:
+    """The fold predictors averaged, each behind the map from `data`'s input encoding (what the test split
+    is scored with) to the encoding its fold was fitted with: vocabulary for text, scaling for tabular."""
+    members = []
+    for committee, part in zip(committees, parts, strict=True):
+        recode = new_recode(knobs.family, knobs.model.data_options(), data.input_shape)
+        if data.kind == "text":
+            recode.fit(data.vocab, part.vocab)
+        else:
+            recode.fit(input_scaling(data), input_scaling(part))
+        members.append(Recoded(recode, committee.predictor))
+    return Ensemble(members).to(device)
+
+
+def input_scaling(data: Dataset) -> tuple[Tensor, Tensor] | None:
+    """The (mean, std) `data`'s tabular features were standardised with: its (capped) training rows' own,
+    as `trainables.data.build_dataset` computes them. None for images (not rescaled)."""
+    if data.kind != "tabular":
+        return None
+    origin = data.origin
+    kept = cap_training(origin.train, origin.raw.y, origin.options.train_size, origin.options.seed)
+    x = origin.raw.x[kept].astype(np.float32)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    return torch.from_numpy(mean), torch.from_numpy(np.where(std > 0, std, 1.0).astype(np.float32))
+
+
+def train_epoch(learner: Learner, split: Split, settings: TrainingConfig, shuffle: torch.Generator,
+                augment: Callable[[Tensor], Tensor] | None = None) -> EpochStats:
+    """One pass over the learner's training rows in shuffled mini-batches indexed straight from memory.
+
+    `loss` and `accuracy` are running means over the epoch's batches (unweighted cross-entropy without
+    the l1/l2 penalty, so they compare with val_loss), measured while training: cheaper than a second
+    pass, and the usual Keras-style numbers. Each batch's logits are kept (detached, on the device) and
+    scored once when the epoch ends, so a batch costs nothing beyond its step and there is no per-batch
+    host sync; a non-finite loss is therefore noticed at the end of its epoch.
     A trailing batch of one sample is skipped (batch norm cannot train on it); which sample that is
     changes every epoch.
     """
+    model, optimizer, weight, lengths = learner.model, learner.optimizer, learner.sample_weight, split.lengths
+    penalised = learner.penalised if settings.l1 > 0 or settings.l2 > 0 else None
+    clip = settings.grad_clip
     model.train()
-    order = torch.randperm(len(y), generator=shuffle).to(x.device)
+    keep_frozen_in_eval(model)
+    order = torch.randperm(len(split.y) if learner.rows is None else len(learner.rows), generator=shuffle)
+    if learner.rows is not None:
+        order = learner.rows[order]
     batches = list(order.split(settings.batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches.pop()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    finite = torch.ones((), dtype=torch.bool, device=x.device)
+    if lengths is not None:
+        batches = [batch.sort().values for batch in batches]  # rows are longest first: so is each batch
+    sizes = [len(batch) for batch in batches]
+    order = torch.cat(batches).to(split.x.device)  # the epoch's one host-to-device copy
+    outputs: list[Tensor] = []
     started = time.perf_counter()
-    for batch in batches:
-        inputs, targets = x[batch], y[batch]
-        logits = model(inputs)
-        loss = F.cross_entropy(logits, targets)
-        penalty = weight_penalty(weights, settings.l1, settings.l2)
-        objective = loss if penalty is None else loss + penalty
+    for rows, index in zip(batches, order.split(sizes)):
+        inputs, targets = split.x[index], split.y[index]
+        if augment is not None:
+            inputs = augment(inputs)
+        logits = model(inputs) if lengths is None else model(inputs, lengths[rows])
+        if weight is None:
+            objective = F.cross_entropy(logits, targets)
+        else:
+            objective = (F.cross_entropy(logits, targets, reduction="none") * weight[index]).mean()
+        if penalised is not None:
+            objective = objective + weight_penalty(penalised, settings.l1, settings.l2)
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
-        if settings.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        if clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
-        with torch.no_grad():
-            loss_sum += loss * len(batch)
-            correct += (logits.argmax(dim=1) == targets).sum()
-            finite &= torch.isfinite(objective)
-    seen = sum(len(b) for b in batches)
-    loss_mean, accuracy, ok = loss_sum.item() / seen, correct.item() / seen, bool(finite.item())
+        outputs.append(logits.detach())
+    with torch.no_grad():
+        loss, accuracy = to_floats(*loss_and_accuracy(torch.cat(outputs), split.y[order]))
     elapsed = time.perf_counter() - started  # after .item(): waits for queued GPU work
-    return EpochStats(loss_mean, accuracy, seen / max(elapsed, 1e-9), ok)
+    return EpochStats(loss, accuracy, len(order), elapsed)
+
+
+def score(committee: Committee, trained: list[EpochStats], n_classes: int) -> dict[str, float]:
+    """The committee's train and val loss and accuracy on its fold (for an ensemble, also each member's).
+
+    One model: train scores are its running means from training. An ensemble never trains as one, so its
+    train scores come from a pass over the whole training split in eval mode, as its val scores do, and
+    each member's are measured on the same rows. Boosting recomputes its weights from that pass first.
+    """
+    if committee.method == "single":
+        loss, accuracy = loss_and_accuracy(predict(committee.predictor, committee.val), committee.val.y)
+        return {"train_loss": trained[0].loss, "train_accuracy": trained[0].accuracy,
+                **as_floats({"val_loss": loss, "val_accuracy": accuracy})}
+    train_logits = [predict(learner.model, committee.train) for learner in committee.learners]
+    if committee.method == "boosting":
+        boost(committee, train_logits, n_classes)
+    val_logits = [predict(learner.model, committee.val) for learner in committee.learners]
+    weights = committee.predictor.weights
+    values: dict[str, Tensor] = {}
+    values["train_loss"], values["train_accuracy"] = loss_and_accuracy(combine(train_logits, weights),
+                                                                       committee.train.y)
+    values["val_loss"], values["val_accuracy"] = loss_and_accuracy(combine(val_logits, weights), committee.val.y)
+    for i, (train, val) in enumerate(zip(train_logits, val_logits)):
+        values[f"member{i}_train_accuracy"] = loss_and_accuracy(train, committee.train.y)[1]
+        values[f"member{i}_val_accuracy"] = loss_and_accuracy(val, committee.val.y)[1]
+        if committee.method == "boosting":
+            values[f"member{i}_alpha"] = weights[i]
+    return as_floats(values)
 
 
 @torch.no_grad()
+def boost(committee: Committee, train_logits: list[Tensor], n_classes: int) -> None:
+    """Multi-class AdaBoost, SAMME (Zhu, Zou, Rosset & Hastie 2009), over the members in order.
+
+    With w_1 uniform over the training rows and, for m = 1..M,
+        err_m   = sum_i w_m,i [member m misclassifies row i]   (w_m sums to 1; err_m clipped to
+                  [ERR_CLIP, 1 - ERR_CLIP])
+        alpha_m = max(0, log((1 - err_m) / err_m) + log(K - 1))   (0: no better than chance, 1 - 1/K)
+        w_m+1   = w_m * exp(alpha_m [misclassified]), normalised
+    member m trains its next epoch on w_m (scaled to mean 1 in its loss), and the ensemble predicts with
+    the alpha-weighted mean of the members' probabilities (`models.ensemble.combine`). Members train in
+    lockstep, so each epoch's weights come from the previous epoch's members (uniform in epoch 1).
+    """
+    y = committee.train.y
+    n = len(y)
+    weight = torch.full((n,), 1.0 / n, device=y.device)
+    alphas = []
+    for learner, logits in zip(committee.learners, train_logits, strict=True):
+        learner.sample_weight = weight * n
+        missed = (logits.argmax(dim=1) != y).float()
+        error = (weight * missed).sum().clamp(ERR_CLIP, 1.0 - ERR_CLIP)
+        alpha = (torch.log((1.0 - error) / error) + math.log(n_classes - 1)).clamp_min(0.0)
+        weight = weight * torch.exp(alpha * missed)
+        weight = weight / weight.sum()
+        alphas.append(alpha)
+    committee.predictor.weights.copy_(torch.stack(alphas))
+
+
+def summarise(scores: list[dict[str, float]]) -> dict[str, float]:
+    """One fold: its scores. k folds: each score's mean over the folds, the spread (population std) of the
+    val scores, and each fold's val accuracy."""
+    if len(scores) == 1:
+        return dict(scores[0])
+    summary = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
+    for key in ("val_accuracy", "val_loss"):
+        summary[f"{key}_std"] = float(np.std([s[key] for s in scores]))
+    summary.update({f"fold{i}_val_accuracy": s["val_accuracy"] for i, s in enumerate(scores)})
+    return summary
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE) -> Tensor:
+    """`model`'s logits (eval mode) for every row of `split`, in order, on the split's device."""
+    model.eval()
+    chunks = []
+    for start in range(0, len(split.y), batch_size):
+        rows = slice(start, start + batch_size)
+        chunks.append(model(*split.model_inputs(split.x[rows], rows)))
+    return torch.cat(chunks)
+
+
+def loss_and_accuracy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean cross-entropy and accuracy, as 0-d tensors on the device (no host sync)."""
+    return F.cross_entropy(logits, y), (logits.argmax(dim=1) == y).double().mean()
+
+
+def to_floats(*values: Tensor) -> list[float]:
+    """0-d tensors to Python floats with one host sync."""
+    return torch.stack([value.detach().double() for value in values]).tolist()
+
+
+def as_floats(values: Mapping[str, Tensor]) -> dict[str, float]:
+    return dict(zip(values, to_floats(*values.values())))
+
+
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of `model` (in eval mode) on `(x, y)`."""
     require(len(y) > 0, "split", 0, "has no samples to evaluate")
-    model.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    for inputs, targets in zip(x.split(batch_size), y.split(batch_size)):
-        logits = model(inputs)
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum")
-        correct += (logits.argmax(dim=1) == targets).sum()
-    return loss_sum.item() / len(y), correct.item() / len(y)
+    loss, accuracy = loss_and_accuracy(predict(model, Split(x, y), batch_size), y)
+    return loss.item(), accuracy.item()

@@ -6,11 +6,11 @@ import re
 from typing import Callable
 
 from trainables.builtin import train_builtin
-from trainables.models import FAMILIES
+from trainables.models import ENSEMBLE, FAMILIES
 from trainables.validation import did_you_mean
 
-#: built-in trainables, all served by `train_builtin` (rnn and ensemble come later)
-BUILTINS: tuple[str, ...] = tuple(FAMILIES)
+#: built-in trainables, all served by `train_builtin`: each model family, and ensembles of one
+BUILTINS: tuple[str, ...] = (*FAMILIES, ENSEMBLE)
 
 _REFERENCE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<function>[A-Za-z_]\w*)$")
 

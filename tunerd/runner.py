@@ -31,7 +31,7 @@ from tunerd.progress import ProgressView
 from tunerd.results import ExperimentRecord, RecordCallback, is_finite_number, write_atomic
 from tunerd.schedulers import build_scheduler, build_stopper
 from tunerd.searchers import build_search
-from tunerd.spec import Experiment
+from tunerd.spec import Experiment, knob_values
 from tunerd.tensorboard import HParamsTensorBoardCallback
 
 log = logging.getLogger("tunerd")
@@ -90,8 +90,12 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         _use_token_if_present()
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath()}}, **kwargs)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env={"env_vars": {
+            "PYTHONPATH": _worker_pythonpath(),
+            # trials keep the folder tunerd was started in, so relative paths (init_from, a user's
+            # files) mean what they meant on the command line; Ray would move them into the trial folder
+            "RAY_CHDIR_TO_TRIAL_DIR": "0",
+        }}, **kwargs)
     try:
         yield
     finally:
@@ -138,9 +142,19 @@ def user_function(trainable: str) -> Callable[..., Any]:
 
 
 def check_trainable(experiment: Experiment) -> None:
-    """Import a user's trainable now, so a wrong `module:function` fails before anything starts."""
+    """Import a user's trainable now, so a wrong `module:function` fails before anything starts; for the
+    built-ins, find every model `init_from` names (transfer learning) now rather than in every trial."""
     if not experiment.is_builtin:
         user_function(experiment.spec.trainable)
+        return
+    from trainables.transfer import resolve_source
+
+    for path, value in knob_values(experiment.space).get("init_from", []):
+        if isinstance(value, str):
+            try:
+                resolve_source(value, storage=experiment.storage)
+            except ValueError as exc:
+                raise UsageError(f"{path}: {exc}") from None
 
 
 def build_trainable(experiment: Experiment) -> Any:

@@ -20,9 +20,6 @@ from tunerd.errors import Problem, SpecError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_STORAGE = "./tunerd-results"
-#: data keys the built-in trainables understand (SPEC §1, §5)
-BUILTIN_DATA_KEYS = ("name", "path", "val_fraction", "test_fraction", "folds", "classes",
-                     "text_column", "label_column", "train_size", "flips")
 #: guards against YAML alias bombs and runaway nesting
 MAX_NODES = 100_000
 MAX_DEPTH = 64
@@ -315,7 +312,7 @@ def _check_algorithm(tree: Any, algorithm: str, problems: list[Problem]) -> None
                                                "or search.algorithm grid/random"))
 
 
-def _knob_values(tree: Any) -> dict[str, list[Any]]:
+def knob_values(tree: Any) -> dict[str, list[Any]]:
     """Each knob name a built-in would see (groups merged) with the literal values it may take."""
     knobs: dict[str, list[Any]] = {}
 
@@ -335,6 +332,7 @@ def _knob_values(tree: Any) -> dict[str, list[Any]]:
 
 def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> None:
     from trainables import BUILTINS, DATASETS, KNOB_CHOICES, SEARCHABLE_METRICS, knob_names
+    from trainables.data import DATA_KEYS
 
     if spec.trainable not in BUILTINS:
         problems.append(Problem("trainable", f"unknown built-in {spec.trainable!r}"
@@ -342,7 +340,7 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
                                              f"{', '.join(BUILTINS)}, or 'package.module:function'"))
         return
     allowed = sorted(knob_names(spec.trainable))
-    for name, uses in _knob_values(tree).items():
+    for name, uses in knob_values(tree).items():
         if name not in allowed:
             path = uses[0][0]
             problems.append(Problem(path, f"'{spec.trainable}' has no knob '{name}'"
@@ -358,9 +356,9 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
                                           f"{spec.metric!r}{_did_you_mean(spec.metric, SEARCHABLE_METRICS)}"))
     data = spec.data
     for key in (data.model_extra or {}):
-        if key not in BUILTIN_DATA_KEYS:
-            problems.append(Problem(f"data.{key}", f"unknown key{_did_you_mean(key, BUILTIN_DATA_KEYS)}; "
-                                                   f"allowed: {', '.join(BUILTIN_DATA_KEYS)}"))
+        if key not in DATA_KEYS:
+            problems.append(Problem(f"data.{key}", f"unknown key{_did_you_mean(key, DATA_KEYS)}; "
+                                                   f"allowed: {', '.join(DATA_KEYS)}"))
     if data.path is not None and data.name is not None:
         problems.append(Problem("data", "give either name (a built-in data set) or path (your own data), not both"))
     elif data.path is not None:
@@ -454,7 +452,10 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
     if problems:
         raise SpecError([_locate(p, lines, overridden) for p in problems], file)
     assert spec is not None
-    spec = spec.model_copy(update={"storage": resolve_storage(storage, spec.storage)})
+    update: dict[str, Any] = {"storage": resolve_storage(storage, spec.storage)}
+    if spec.data.path is not None:  # trials may run in another folder (or on another node)
+        update["data"] = spec.data.model_copy(update={"path": str(Path(spec.data.path).expanduser().resolve())})
+    spec = spec.model_copy(update=update)
     return Experiment(spec=spec, space=tree, raw=raw, file=file)
 
 

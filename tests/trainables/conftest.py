@@ -57,9 +57,18 @@ def recorder(new_recorder) -> Recorder:
 
 @pytest.fixture
 def trial_context():
-    """`trial_context(trainable="mlp", data="wine", **TrialContext fields)` with max_epochs 2 by default."""
-    def make(trainable: str = "mlp", data: str = "wine", **overrides: Any) -> TrialContext:
+    """`trial_context(trainable="mlp", data="wine", **TrialContext fields)` with max_epochs 2 by default;
+    `data` is a data set's name, or a mapping of `data:` keys over the defaults."""
+    def make(trainable: str = "mlp", data: str | dict[str, Any] = "wine", **overrides: Any) -> TrialContext:
         settings: dict[str, Any] = {"max_epochs": 2, **overrides}
-        return TrialContext(trainable=trainable, data={"name": data, "val_fraction": 0.2, "test_fraction": 0.2,
-                                                       "folds": 0}, **settings)
+        spec = {"name": data} if isinstance(data, str) else data
+        return TrialContext(trainable=trainable, data={"val_fraction": 0.2, "test_fraction": 0.2, "folds": 0, **spec},
+                            **settings)
     return make
+
+
+@pytest.fixture
+def small_text() -> tuple[dict[str, Any], dict[str, Any]]:
+    """`(data, knobs)`: a slice of the built-in text set and rnn knobs to match, for a text trial in about a second."""
+    return {"name": "sentiment", "train_size": 300}, {"vocab_size": 500, "max_len": 24, "embedding_dim": 16,
+                                                      "hidden_size": 16}

@@ -1,6 +1,10 @@
 """The loop on a GPU: skipped where CUDA is absent (CI), run on a GPU machine."""
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -43,3 +47,71 @@ def test_a_cpu_checkpoint_resumes_on_cuda(new_recorder, trial_context) -> None:
         run_training(KNOBS, context, report=crashed)
     run_training(KNOBS, context, report=resumed, start_checkpoint=crashed.checkpoints[1], device="cuda")
     assert [r["epoch"] for r in resumed.reports] == [2, 3] and not resumed.last["diverged"]
+
+
+@pytest.fixture
+def text_csv(tmp_path):
+    """A small text set as a user's .csv (no data package needed): the label is which of two words occurs."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    rows = []
+    for i in range(600):
+        tokens = list(rng.choice(words, rng.integers(3, 15)))
+        tokens[rng.integers(len(tokens))] = "good" if i % 2 else "bad"
+        rows.append((" ".join(tokens), "pos" if i % 2 else "neg"))
+    path = tmp_path / "text.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    return {"path": str(path), "text_column": "text", "label_column": "label"}
+
+
+RNN_KNOBS = {"vocab_size": 100, "max_len": 16, "embedding_dim": 16, "hidden_size": 16, "lr": 0.01}
+
+
+def test_an_rnn_learns_on_cuda_and_its_export_scores_on_the_cpu(recorder, trial_context, text_csv) -> None:
+    knobs = {**RNN_KNOBS, "bidirectional": True, "augment": 1.0, "epochs": 8}
+    run_training(knobs, trial_context("rnn", text_csv, max_epochs=8), report=recorder, device="cuda")
+    assert recorder.last["val_accuracy"] > 0.9
+    val = evaluate_checkpoint(recorder.checkpoints[8], split="val")
+    assert val["val_accuracy"] == pytest.approx(recorder.last["val_accuracy"], abs=2 / 120)
+
+
+@pytest.mark.parametrize("trainable, data, knobs", [
+    ("ensemble", "wine", {"method": "boosting", "members": 3}),
+    ("mlp", {"name": "wine", "folds": 3}, {"augment": 1.0}),
+])
+def test_ensembles_and_folds_resume_exactly_on_cuda(trainable, data, knobs, new_recorder, trial_context) -> None:
+    context = trial_context(trainable, data, max_epochs=4)
+    whole, crashed, resumed = new_recorder(), new_recorder(stop_after=2), new_recorder()
+    run_training({**KNOBS, **knobs}, context, report=whole, device="cuda")
+    with pytest.raises(KeyboardInterrupt):
+        run_training({**KNOBS, **knobs}, context, report=crashed, device="cuda")
+    run_training({**KNOBS, **knobs}, context, report=resumed, start_checkpoint=crashed.checkpoints[2], device="cuda")
+    strip = lambda reports: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in reports]
+    assert strip(crashed.reports + resumed.reports) == strip(whole.reports)
+
+
+def count_syncs(run) -> int:
+    """Host-device synchronisations during `run()`, as CUDA's sync debug mode warns of them."""
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("trainable, data, knobs", [
+    ("mlp", "digits", {}),
+    ("cnn", "digits", {"augment": 1.0, "batch_norm": True, "grad_clip": 1.0, "l2": 1e-4}),
+    ("rnn", "text", {**RNN_KNOBS, "augment": 1.0, "num_layers": 2, "bidirectional": True}),
+    ("ensemble", "wine", {"method": "boosting", "members": 2, "optimizer": "sgd"}),
+])
+def test_training_makes_no_host_sync_per_batch(trainable, data, knobs, new_recorder, trial_context, text_csv) -> None:
+    """An epoch of 8x as many batches waits for the GPU no more often: syncs happen per epoch, not per batch."""
+    context = trial_context(trainable, text_csv if data == "text" else data, max_epochs=1)
+    counts = [count_syncs(lambda: run_training({**knobs, "batch_size": size}, context, report=new_recorder(),
+                                               device="cuda"))
+              for size in (128, 16)]
+    assert counts[0] == counts[1], counts

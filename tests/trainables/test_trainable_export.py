@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from trainables import evaluate_checkpoint, export_best, load_dataset, load_model, run_training
+from trainables.checkpoint import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture
@@ -53,3 +54,15 @@ def test_missing_files_are_reported(tmp_path) -> None:
         load_model(tmp_path)
     with pytest.raises(FileNotFoundError):
         export_best(tmp_path, tmp_path / "best")
+
+
+def test_a_text_vocabulary_travels_into_model_json(checkpoint, tmp_path) -> None:
+    folder, _ = checkpoint
+    state = load_checkpoint(folder)
+    vocab = ["<pad>", "<unk>", "good", "bad"]
+    (tmp_path / "text").mkdir()
+    save_checkpoint({**state, "vocab": vocab}, tmp_path / "text")
+    record = json.loads((export_best(tmp_path / "text", tmp_path / "best") / "model.json").read_text())
+    assert record["vocab"] == vocab
+    plain = json.loads((export_best(folder, tmp_path / "plain") / "model.json").read_text())
+    assert "vocab" not in plain

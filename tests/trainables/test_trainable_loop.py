@@ -8,7 +8,7 @@ import torch
 from trainables import KNOB_CHOICES, METRIC_KEYS, load_dataset, run_training
 from trainables.checkpoint import load_checkpoint
 from trainables.knobs import parse_knobs
-from trainables.loop import train_epoch
+from trainables.loop import Learner, Split, train_epoch
 from trainables.models import build_model
 from trainables.optim import lr_factor, penalised_weights, weight_penalty
 
@@ -18,8 +18,14 @@ def finite_report(report: dict) -> bool:
 
 
 @pytest.mark.parametrize("knob, value", [(k, v) for k, values in KNOB_CHOICES.items() for v in values])
-def test_every_choice_builds_and_trains(knob: str, value: str, recorder, trial_context) -> None:
-    run_training({knob: value, "lr": 0.01}, trial_context(max_epochs=1), report=recorder)
+def test_every_choice_builds_and_trains(knob: str, value: str, recorder, trial_context, small_text) -> None:
+    text, rnn = small_text
+    base = value if knob == "base" else "rnn" if knob == "cell" else "mlp"
+    data, knobs = {"cnn": ("digits", {}), "mlp": ("wine", {}), "rnn": (text, rnn)}[base]
+    trainable = "ensemble" if knob in ("method", "base") else base
+    if trainable == "ensemble":
+        knobs = {**knobs, "members": 2}
+    run_training({knob: value, "lr": 0.01, **knobs}, trial_context(trainable, data, max_epochs=1), report=recorder)
     assert len(recorder.reports) == 1 and finite_report(recorder.last)
     assert not recorder.last["diverged"]
 
@@ -82,7 +88,8 @@ def test_grad_clip_bounds_the_gradient_norm() -> None:
         norms: list[float] = []
         optimizer.register_step_pre_hook(lambda *_: norms.append(
             torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])).item()))
-        train_epoch(model, optimizer, data.x_train, data.y_train, knobs.training, [], torch.Generator())
+        train_epoch(Learner(model, optimizer, []), Split(data.x_train, data.y_train), knobs.training,
+                    torch.Generator())
         return norms
 
     assert max(gradient_norms(0.0)) > 0.05

@@ -21,7 +21,7 @@ def user_modules(tmp_path, monkeypatch):
 
 
 def test_builtins_resolve_to_train_builtin() -> None:
-    assert BUILTINS == ("cnn", "mlp")
+    assert BUILTINS == ("cnn", "mlp", "rnn", "ensemble")
     for name in BUILTINS:
         assert resolve_trainable(name) is train_builtin
 

@@ -15,17 +15,31 @@ def without_speed(reports: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in reports]
 
 
-@pytest.mark.parametrize("trainable, data", [("mlp", "wine"), ("cnn", "digits")])
-def test_resume_continues_exactly_where_it_stopped(trainable: str, data: str, new_recorder, trial_context) -> None:
+@pytest.mark.parametrize("trainable, data, extra", [
+    ("mlp", "wine", {}),
+    ("cnn", "digits", {}),
+    ("mlp", "wine", {"augment": 1.0}),
+    ("ensemble", "wine", {"method": "boosting", "members": 3, "sample_fraction": 0.8}),
+    ("ensemble", "wine", {"method": "bagging", "members": 2}),
+    ("mlp", {"name": "wine", "folds": 3}, {}),
+    ("ensemble", {"name": "digits", "folds": 2}, {"method": "boosting", "members": 2, "base": "cnn", "filters": 4}),
+    ("rnn", "text", {"augment": 2.0}),
+])
+def test_resume_continues_exactly_where_it_stopped(trainable: str, data: str | dict, extra: dict, new_recorder,
+                                                   trial_context, small_text) -> None:
+    knobs = {**KNOBS, **extra}
+    if data == "text":
+        data, rnn = small_text
+        knobs.update(rnn)
     context = trial_context(trainable, data, max_epochs=4)
     whole = new_recorder()
-    run_training(KNOBS, context, report=whole)
+    run_training(knobs, context, report=whole)
 
     crashed = new_recorder(stop_after=2)
     with pytest.raises(KeyboardInterrupt):
-        run_training(KNOBS, context, report=crashed)
+        run_training(knobs, context, report=crashed)
     resumed = new_recorder()
-    run_training(KNOBS, context, report=resumed, start_checkpoint=crashed.checkpoints[2])
+    run_training(knobs, context, report=resumed, start_checkpoint=crashed.checkpoints[2])
 
     assert [r["epoch"] for r in resumed.reports] == [3, 4]
     assert without_speed(crashed.reports + resumed.reports) == without_speed(whole.reports)
@@ -45,8 +59,23 @@ def test_checkpoint_layout(recorder, trial_context) -> None:
     assert state["knobs"]["units"] == 16 and state["model_config"]["units"] == 16
     assert state["epoch"] == 2 and state["planned_epochs"] == 2 and state["metrics"] == recorder.last
     assert state["best"]["metric"] == "val_accuracy" and state["best"]["value"] is not None
-    assert {"model", "optimizer", "scheduler", "rng"} <= set(state)
-    assert set(state["rng"]) == {"torch", "cuda", "shuffle"}
+    assert {"model", "learners", "scheduler", "rng"} <= set(state)
+    assert [set(learner) for learner in state["learners"]] == [{"optimizer", "sample_weight"}]
+    assert state["learners"][0]["sample_weight"] is None and state["data_options"] == {}
+    assert set(state["rng"]) == {"torch", "cuda", "shuffle", "augment"}
+
+
+def test_a_version_1_checkpoint_still_loads(recorder, new_recorder, trial_context) -> None:
+    run_training({}, trial_context(max_epochs=3), report=recorder)
+    state = torch.load(recorder.checkpoints[2] / CHECKPOINT_FILE, weights_only=True)
+    old = {key: value for key, value in state.items() if key not in ("learners", "data_options")}
+    old.update(format=1, optimizer=state["learners"][0]["optimizer"])
+    old["rng"] = {key: value for key, value in state["rng"].items() if key != "augment"}
+    torch.save(old, recorder.checkpoints[2] / CHECKPOINT_FILE)
+    resumed = new_recorder()
+    run_training({}, trial_context(max_epochs=3), report=resumed, start_checkpoint=recorder.checkpoints[2])
+    assert [r["epoch"] for r in resumed.reports] == [3]
+    assert without_speed(resumed.reports) == without_speed(recorder.reports[2:])
 
 
 def test_resuming_a_finished_trial_reports_nothing(recorder, new_recorder, trial_context) -> None:

@@ -1,23 +1,63 @@
-"""From a raw labelled set to the in-memory tensors a trial trains on: class filter, split, scaling."""
+"""From a raw labelled set to the in-memory tensors a trial trains on: class filter, split, training-sample
+cap, scaling or text encoding, and k-fold cross-validation splits.
+
+Whatever is fitted to data (tabular mean and std, the text vocabulary) is fitted on the training part only,
+for the plain split and for every fold alike: `build_dataset` is the one place that does it.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import Tensor
 
 from trainables.data.sources import RawData
+from trainables.data.text import build_vocab, encode_tokens
 from trainables.validation import require
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """How a split becomes tensors: text encoding (`vocab_size` counts `<pad>` and `<unk>`; ignored for
+    other kinds) and the optional cap on training samples, drawn with `seed`."""
+
+    vocab_size: int = 20000
+    max_len: int = 200
+    train_size: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.vocab_size >= 3, "vocab_size", self.vocab_size, "must be >= 3 (<pad>, <unk> and a word)")
+        require(self.max_len >= 1, "max_len", self.max_len, "must be >= 1")
+        require(self.train_size is None or self.train_size >= 2, "data.train_size", self.train_size, "must be >= 2")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a `Dataset` was built from, kept so `Dataset.folds` can re-split and refit (vocabulary, scaling)."""
+
+    raw: RawData
+    train: np.ndarray  # before the train_size cap
+    val: np.ndarray
+    test: np.ndarray
+    options: BuildOptions
+
+
+@dataclass(frozen=True, kw_only=True)
 class Dataset:
-    """Train / val / test tensors (float32 inputs, int64 labels) held in memory, ready to index by batch."""
+    """Train / val / test tensors held in memory, ready to index by batch.
+
+    Inputs are float32 (images (N, C, H, W) in [0, 1], standardised tabular (N, F)) or, for text, int64
+    token ids (N, max_len) with `vocab[id]` the token (0 `<pad>`, 1 `<unk>`); labels are int64 0..k-1,
+    `class_names[label]` naming each. `flips`: horizontal flips keep image labels (augmentation may use them).
+    `scaling`: for tabular data, the (mean, std) the features were standardised with (x - mean) / std, so a
+    model can be moved to another split's scale; `origin`: what it was built from, for `folds`.
+    """
 
     x_train: Tensor
     y_train: Tensor
@@ -27,7 +67,12 @@ class Dataset:
     y_test: Tensor
     n_classes: int
     input_shape: tuple[int, ...]
-    kind: str  # "image" | "tabular"
+    kind: str  # "image" | "tabular" | "text"
+    class_names: tuple[str, ...] = ()
+    vocab: tuple[str, ...] | None = field(default=None, repr=False)
+    flips: bool = False
+    scaling: tuple[Tensor, Tensor] | None = field(default=None, repr=False)
+    origin: Origin | None = field(default=None, repr=False, compare=False)
 
     def split(self, name: str) -> tuple[Tensor, Tensor]:
         """`(x, y)` of split `name` (train, val or test)."""
@@ -38,25 +83,50 @@ class Dataset:
         """The same data on `device`: the sets are small, so a trial keeps them there for every epoch."""
         tensors = {f.name: getattr(self, f.name).to(device) for f in fields(self)
                    if isinstance(getattr(self, f.name), Tensor)}
-        return replace(self, **tensors)
+        scaling = None if self.scaling is None else tuple(t.to(device) for t in self.scaling)
+        return replace(self, **tensors, scaling=scaling)
+
+    def folds(self, k: int, seed: int) -> list[Dataset]:
+        """k-fold cross-validation: train + val pooled and cut into `k` stratified folds (seeded); fold i
+        validates on fold i and trains on the others. The test split is the same in every fold, and each
+        fold refits scaling and vocabulary on its own training part (and applies `train_size` to it)."""
+        require(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 2, "data.folds", k,
+                "must be an integer >= 2")
+        require(self.origin is not None, "folds", k, "need a Dataset made by load_dataset or build_dataset")
+        origin = self.origin
+        pool = np.concatenate([origin.train, origin.val])
+        try:
+            cuts = list(StratifiedKFold(n_splits=int(k), shuffle=True, random_state=seed)
+                        .split(pool, origin.raw.y[pool]))
+        except ValueError as error:
+            raise ValueError(f"data.folds: cannot cut {len(pool)} samples into {k} stratified folds: "
+                             f"{error}") from error
+        return [build_dataset(origin.raw, pool[train], pool[val], origin.test, options=origin.options)
+                for train, val in cuts]
 
 
 def select_classes(raw: RawData, classes: Sequence[int | str]) -> RawData:
-    """Keep only `classes` (labels or class names), relabelled 0..k-1 in the order given."""
+    """Keep only `classes`, relabelled 0..k-1 in the order given.
+
+    Each entry is matched to a class name first (user labels such as 3, 7 or "cat"), then, when an int,
+    to a label 0..k-1 (the built-ins, whose names may be words like "class_0").
+    """
     labels = []
     for c in classes:
-        if isinstance(c, str):
-            require(c in raw.class_names, "data.classes", c, f"must name a class ({', '.join(raw.class_names)})")
-            labels.append(raw.class_names.index(c))
+        if str(c) in raw.class_names and not isinstance(c, bool):
+            labels.append(raw.class_names.index(str(c)))
+        elif isinstance(c, str):
+            raise ValueError(f"data.classes: must name a class ({', '.join(raw.class_names)}), got {c!r}")
         else:
-            require(isinstance(c, (int, np.integer)) and 0 <= c < len(raw.class_names), "data.classes", c,
-                    f"must be a label in 0..{len(raw.class_names) - 1} or a class name")
+            require(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(raw.class_names),
+                    "data.classes", c, f"must be a label in 0..{len(raw.class_names) - 1} or a class name "
+                                       f"({', '.join(raw.class_names)})")
             labels.append(int(c))
     require(len(set(labels)) == len(labels), "data.classes", list(classes), "names a class twice")
     keep = np.isin(raw.y, labels)
     relabel = np.full(len(raw.class_names), -1)
     relabel[labels] = np.arange(len(labels))
-    return RawData(raw.x[keep], relabel[raw.y[keep]], raw.kind, tuple(raw.class_names[i] for i in labels))
+    return replace(raw, x=raw.x[keep], y=relabel[raw.y[keep]], class_names=tuple(raw.class_names[i] for i in labels))
 
 
 def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float,
@@ -67,26 +137,60 @@ def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float,
     """
     rest = np.arange(len(y))
     test = np.array([], dtype=np.int64)
-    if test_fraction > 0:
-        rest, test = train_test_split(rest, test_size=test_fraction, stratify=y, random_state=seed)
-    train, val = train_test_split(rest, test_size=val_fraction / (1.0 - test_fraction), stratify=y[rest],
-                                  random_state=seed)
+    try:
+        if test_fraction > 0:
+            rest, test = train_test_split(rest, test_size=test_fraction, stratify=y, random_state=seed)
+        train, val = train_test_split(rest, test_size=val_fraction / (1.0 - test_fraction), stratify=y[rest],
+                                      random_state=seed)
+    except ValueError as error:  # too few samples of a class, or fewer in a split than classes
+        counts = np.bincount(y)
+        raise ValueError(f"data: cannot split {len(y)} samples ({len(counts)} classes, the smallest has "
+                         f"{counts.min()}) into val_fraction {val_fraction} and test_fraction {test_fraction} "
+                         f"with every class in every split: {error}") from error
     return train, val, test
 
 
-def build_dataset(raw: RawData, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> Dataset:
-    """Tensors for the given split; tabular features are standardised with training statistics only,
-    so nothing about val or test leaks into training."""
-    x = raw.x.astype(np.float32)
-    if raw.kind == "tabular":
-        mean = x[train].mean(axis=0)
-        std = x[train].std(axis=0)
-        x = (x - mean) / np.where(std > 0, std, 1.0).astype(np.float32)
+def cap_training(train: np.ndarray, y: np.ndarray, train_size: int | None, seed: int) -> np.ndarray:
+    """At most `train_size` of the `train` indices: a seeded sample with the classes in proportion."""
+    if train_size is None or len(train) <= train_size:
+        return train
+    try:
+        kept, _ = train_test_split(train, train_size=train_size, stratify=y[train], random_state=seed)
+    except ValueError as error:
+        raise ValueError(f"data.train_size: cannot draw a stratified sample of {train_size} from "
+                         f"{len(train)} training samples: {error}") from error
+    return np.sort(kept)
 
-    def tensors(index: np.ndarray) -> tuple[Tensor, Tensor]:
-        return (torch.from_numpy(np.ascontiguousarray(x[index], dtype=np.float32)),
-                torch.from_numpy(raw.y[index].astype(np.int64)))
 
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = tensors(train), tensors(val), tensors(test)
-    return Dataset(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
-                   n_classes=len(raw.class_names), input_shape=tuple(raw.x.shape[1:]), kind=raw.kind)
+def build_dataset(raw: RawData, train: np.ndarray, val: np.ndarray, test: np.ndarray, *,
+                  options: BuildOptions = BuildOptions()) -> Dataset:
+    """Tensors for the given split. Tabular features are standardised and the text vocabulary is built
+    with the (capped) training part only, so nothing about val or test leaks into training."""
+    kept = cap_training(train, raw.y, options.train_size, options.seed)
+    x, vocab, scaling = raw.x, None, None
+    if raw.kind == "text":
+        vocab = build_vocab(raw.x[kept], options.vocab_size)
+    elif raw.kind == "tabular":
+        x = x.astype(np.float32)
+        mean, std = x[kept].mean(axis=0), x[kept].std(axis=0)
+        std = np.where(std > 0, std, 1.0).astype(np.float32)  # a constant feature stays put
+        x = (x - mean) / std
+        scaling = (torch.from_numpy(mean), torch.from_numpy(std))
+
+    def inputs(index: np.ndarray) -> Tensor:
+        if vocab is not None:
+            return encode_tokens(x[index], vocab, options.max_len)
+        part = np.take(x, index, axis=0)  # a new array (x may be a read-only cache)
+        if part.dtype == np.uint8:  # bytes are scaled per split, never the whole set at once
+            part = part / np.float32(255.0)
+        return torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32))
+
+    def labels(index: np.ndarray) -> Tensor:
+        return torch.from_numpy(raw.y[index].astype(np.int64))
+
+    input_shape = (options.max_len,) if vocab is not None else tuple(raw.x.shape[1:])
+    return Dataset(x_train=inputs(kept), y_train=labels(kept), x_val=inputs(val), y_val=labels(val),
+                   x_test=inputs(test), y_test=labels(test), n_classes=len(raw.class_names),
+                   input_shape=input_shape, kind=raw.kind, class_names=raw.class_names, vocab=vocab,
+                   flips=raw.kind == "image" and raw.flips, scaling=scaling,
+                   origin=Origin(raw, train, val, test, options))

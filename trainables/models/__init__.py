@@ -1,40 +1,107 @@
 """Model families: each is an `nn.Module` built from `(config, input_shape, n_classes)` plus its config class.
 
 The config class's fields are the family's knobs (on top of `ModelConfig`'s shared ones), so adding a family
-is one entry in `FAMILIES`; the loop, checkpoints and export need no change.
+is one entry in `FAMILIES`; the loop, checkpoints and export need no change. Every family keeps its layers
+in `features` (up to the last hidden representation) and `classifier` (the head), for transfer learning.
+Ensembles and cross-validation combine several family models into one `Ensemble` (models/ensemble.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from torch import nn
 
 from trainables.models.cnn import CNN, CNNConfig
 from trainables.models.common import ACTIVATIONS, INITS, ModelConfig
+from trainables.models.ensemble import BASES, ENSEMBLE, METHODS, Ensemble, EnsembleConfig, Recoded, Reindex, Rescale
 from trainables.models.mlp import MLP, MLPConfig
+from trainables.models.rnn import CELLS, RNN, RNNConfig
+from trainables.validation import did_you_mean
 
 
 @dataclass(frozen=True)
 class Family:
     config: type[ModelConfig]
     module: type[nn.Module]
+    #: the `Dataset.kind`s the family can learn from
+    data_kinds: tuple[str, ...]
 
 
 FAMILIES: dict[str, Family] = {
-    "cnn": Family(CNNConfig, CNN),
-    "mlp": Family(MLPConfig, MLP),
+    "cnn": Family(CNNConfig, CNN, ("image",)),
+    "mlp": Family(MLPConfig, MLP, ("image", "tabular")),
+    "rnn": Family(RNNConfig, RNN, ("text",)),
 }
+
+#: the record's `model_config` keys that are not a family's knobs (see `build_model`)
+ENSEMBLE_KEYS = tuple(f.name for f in fields(EnsembleConfig))
+FOLDS_KEY = "folds"
+
+
+def family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model family {name!r}{did_you_mean(name, FAMILIES)}; families are "
+                         f"{', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def require_data_kind(trainable: str, family_name: str, kind: str) -> None:
+    """A ValueError unless family `family_name` (the trainable's, or an ensemble's base) learns from `kind` data."""
+    kinds = FAMILIES[family_name].data_kinds
+    if kind not in kinds:
+        which = f"'{trainable}'" if trainable == family_name else f"'{trainable}' with base '{family_name}'"
+        suggest = [name for name, f in FAMILIES.items() if kind in f.data_kinds]
+        raise ValueError(f"trainable {which} needs {' or '.join(kinds)} data, but this data set is {kind} "
+                         f"(use {' or '.join(suggest)})")
+
+
+def model_config(config: ModelConfig, ensemble: EnsembleConfig | None, folds: int) -> dict[str, Any]:
+    """The record's `model_config`: the family's knobs, plus an ensemble's own, plus `folds` when k > 1."""
+    flat = asdict(config)
+    if ensemble is not None:
+        flat.update(asdict(ensemble))
+    if folds > 1:
+        flat[FOLDS_KEY] = folds
+    return flat
 
 
 def build_model(trainable: str, config: ModelConfig | Mapping[str, Any], input_shape: tuple[int, ...],
                 n_classes: int) -> nn.Module:
-    """A fresh model of family `trainable`; `config` may be the dataclass or its `asdict` (from a checkpoint)."""
-    family = FAMILIES[trainable]
-    if not isinstance(config, ModelConfig):
-        config = family.config(**config)
-    return family.module(config, tuple(input_shape), n_classes)
+    """A fresh model of built-in `trainable`.
+
+    `config` is the family's config dataclass, or a record's `model_config` mapping (see `model_config`):
+    the family's knobs; for `ensemble` also `method`, `members`, `base`, `sample_fraction` (-> an `Ensemble`
+    of `members` base models); and `folds` (k > 1, a cross-validated trial) -> an `Ensemble` of k
+    `Recoded(recode, model)`, one per fold, each `model` being what one fold trained (a family model or an
+    ensemble). Weights come from `load_state_dict`; the structure here matches the training loop's.
+    """
+    if isinstance(config, ModelConfig):
+        return family(trainable).module(config, tuple(input_shape), n_classes)
+    values = dict(config)
+    folds = values.pop(FOLDS_KEY, 0) or 0
+    if folds > 1:
+        base = values.get("base", EnsembleConfig.base) if trainable == ENSEMBLE else trainable
+        return Ensemble([Recoded(new_recode(base, values, input_shape), build_model(trainable, values, input_shape,
+                                                                                     n_classes))
+                         for _ in range(folds)])
+    if trainable == ENSEMBLE:
+        ensemble = EnsembleConfig(**{key: values.pop(key) for key in ENSEMBLE_KEYS if key in values})
+        base = family(ensemble.base)
+        return Ensemble([base.module(base.config(**values), tuple(input_shape), n_classes)
+                         for _ in range(ensemble.members)])
+    chosen = family(trainable)
+    return chosen.module(chosen.config(**values), tuple(input_shape), n_classes)
 
 
-__all__ = ["ACTIVATIONS", "CNN", "CNNConfig", "FAMILIES", "Family", "INITS", "MLP", "MLPConfig", "ModelConfig",
-           "build_model"]
+def new_recode(family_name: str, values: Mapping[str, Any], input_shape: tuple[int, ...]) -> nn.Module:
+    """An identity input map for a fold model of `family_name` (its buffers are fitted or loaded later)."""
+    if family_name == "rnn":
+        return Reindex(values.get("vocab_size", RNNConfig.vocab_size))
+    return Rescale(tuple(input_shape))
+
+
+__all__ = ["ACTIVATIONS", "BASES", "CELLS", "CNN", "CNNConfig", "ENSEMBLE", "ENSEMBLE_KEYS", "Ensemble", "EnsembleConfig",
+           "FAMILIES", "FOLDS_KEY", "Family", "INITS", "METHODS", "MLP", "MLPConfig", "ModelConfig", "RNN",
+           "RNNConfig", "Recoded", "Reindex", "Rescale", "build_model", "family", "model_config", "new_recode",
+           "require_data_kind"]

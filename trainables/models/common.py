@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from torch import nn
 
@@ -38,21 +38,32 @@ class ModelConfig:
         require_choice("activation", self.activation, ACTIVATIONS)
         require_choice("init", self.init, INITS)
 
+    def data_options(self) -> dict[str, Any]:
+        """Knobs that shape the data as well as the model (`load_dataset` keywords): none but the rnn's."""
+        return {}
+
 
 def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
 def init_weights(model: nn.Module, scheme: str, activation: str) -> None:
-    """Re-initialise conv and linear weights (biases to 0) with the gain suited to `activation`.
+    """Re-initialise conv, linear and recurrent weights (biases to 0).
 
-    `default` keeps PyTorch's own initialisation, so the knob can be searched against it.
+    Conv and linear layers get the gain suited to `activation`. LSTM/GRU matrices are initialised one gate
+    block at a time with gain 1 (the gates have their own sigmoid/tanh, whatever `activation` is), and an
+    LSTM's forget-gate bias starts at 1 so that memory is kept until training learns to drop it.
+    Embeddings keep PyTorch's N(0, 1). `default` keeps PyTorch's own initialisation, so the knob can be
+    searched against it.
     """
     if scheme == "default":
         return
     nonlinearity = _GAIN_NONLINEARITY[activation]
     param = LEAKY_SLOPE if nonlinearity == "leaky_relu" else None
     for module in model.modules():
+        if isinstance(module, (nn.LSTM, nn.GRU)):
+            _init_recurrent(module, scheme)
+            continue
         if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             continue
         if scheme == "xavier":
@@ -61,3 +72,18 @@ def init_weights(model: nn.Module, scheme: str, activation: str) -> None:
             nn.init.kaiming_normal_(module.weight, a=param or 0.0, nonlinearity=nonlinearity)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+
+
+def _init_recurrent(module: nn.LSTM | nn.GRU, scheme: str) -> None:
+    gates = 4 if isinstance(module, nn.LSTM) else 3  # PyTorch's gate order: LSTM i, f, g, o; GRU r, z, n
+    for name, tensor in module.named_parameters():
+        if name.startswith("weight"):
+            for block in tensor.detach().chunk(gates):  # views: each gate's matrix has its own fan-in/out
+                if scheme == "xavier":
+                    nn.init.xavier_uniform_(block)
+                else:
+                    nn.init.kaiming_normal_(block, nonlinearity="linear")
+        else:
+            nn.init.zeros_(tensor)
+            if isinstance(module, nn.LSTM) and name.startswith("bias_ih"):
+                nn.init.ones_(tensor.detach().chunk(gates)[1])

@@ -1,0 +1,105 @@
+"""A recurrent text classifier over token ids (N, max_len), 0 = padding: the `rnn` built-in."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from trainables.models.common import ModelConfig, init_weights, make_activation
+from trainables.validation import require, require_choice
+
+CELLS: dict[str, type[nn.LSTM] | type[nn.GRU]] = {"lstm": nn.LSTM, "gru": nn.GRU}
+#: the padding id (`trainables.data.text.PAD_ID`); sequences are right-padded with it
+PAD = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RNNConfig(ModelConfig):
+    """`vocab_size` and `max_len` also shape the data: they are passed to `load_dataset`."""
+
+    cell: str = "lstm"
+    embedding_dim: int = 64
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    vocab_size: int = 20000
+    max_len: int = 200
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("cell", self.cell, CELLS)
+        require(self.embedding_dim >= 1, "embedding_dim", self.embedding_dim, "must be >= 1")
+        require(self.hidden_size >= 1, "hidden_size", self.hidden_size, "must be >= 1")
+        require(self.num_layers >= 1, "num_layers", self.num_layers, "must be >= 1")
+        require(self.vocab_size >= 3, "vocab_size", self.vocab_size, "must be >= 3 (<pad>, <unk> and a word)")
+        require(self.max_len >= 1, "max_len", self.max_len, "must be >= 1")
+
+    def data_options(self) -> dict[str, Any]:
+        return {"vocab_size": self.vocab_size, "max_len": self.max_len}
+
+
+def sequence_lengths(x: Tensor) -> Tensor:
+    """Each row's count of non-padding tokens, at least 1 (on `x`'s device)."""
+    return (x != PAD).sum(dim=1).clamp_(min=1)
+
+
+class TextFeatures(nn.Module):
+    """Embedding, [dropout], LSTM/GRU over packed sequences, then a dense layer on the final hidden state.
+
+    The recurrent layers see only each sequence's real tokens (packing), so padding cannot change a
+    prediction. The final hidden representation is the last layer's final state (both directions
+    concatenated when bidirectional), then linear -> [batch norm] -> activation -> [dropout]. Dropout also
+    acts between stacked recurrent layers.
+    """
+
+    def __init__(self, config: RNNConfig) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD)
+        self.dropout = nn.Dropout(config.dropout)
+        self.rnn = CELLS[config.cell](config.embedding_dim, config.hidden_size, config.num_layers, batch_first=True,
+                                      dropout=config.dropout if config.num_layers > 1 else 0.0,
+                                      bidirectional=config.bidirectional)
+        self.directions = 2 if config.bidirectional else 1
+        layers: list[nn.Module] = [nn.Linear(config.hidden_size * self.directions, config.hidden_size,
+                                             bias=not config.batch_norm)]
+        if config.batch_norm:
+            layers.append(nn.BatchNorm1d(config.hidden_size))
+        layers.append(make_activation(config.activation))
+        if config.dropout > 0:
+            layers.append(nn.Dropout(config.dropout))
+        self.dense = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """`lengths`: each row's token count as a CPU int64 tensor, or None to count them here (which waits
+        for the device on a GPU: the training loop passes them, sorted longest first, to avoid that)."""
+        if lengths is None:
+            lengths = sequence_lengths(x).cpu()
+        longest_first = bool((lengths[:-1] >= lengths[1:]).all())  # a CPU check: no device sync
+        x = x[:, :int(lengths.max())]  # nothing after the longest sequence is read
+        packed = pack_padded_sequence(self.dropout(self.embedding(x)), lengths, batch_first=True,
+                                      enforce_sorted=longest_first)
+        _, hidden = self.rnn(packed)
+        if isinstance(hidden, tuple):  # LSTM: (h, c)
+            hidden = hidden[0]
+        final = torch.cat(list(hidden[-self.directions:]), dim=1)  # the last layer, both directions
+        return self.dense(final)
+
+
+class RNN(nn.Module):
+    """`features` (TextFeatures) then the `classifier` (linear): the same split as every family, so that
+    transfer learning can freeze one and train the other."""
+
+    def __init__(self, config: RNNConfig, input_shape: tuple[int, ...], n_classes: int) -> None:
+        super().__init__()
+        require(len(input_shape) == 1, "rnn input", tuple(input_shape),
+                "needs token ids shaped (max_len,): text data")
+        self.features = TextFeatures(config)
+        self.classifier = nn.Linear(config.hidden_size, n_classes)
+        init_weights(self, config.init, config.activation)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Class logits (N, n_classes) for token ids `x` (N, L), right-padded with 0."""
+        return self.classifier(self.features(x, lengths))
