@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from trainables.models.common import ModelConfig, init_weights, make_activation
+from trainables.models.common import ModelConfig, dense_block, init_weights, make_activation
 from trainables.validation import require
 
 
@@ -52,12 +52,7 @@ class CNN(nn.Module):
         layers.append(nn.Flatten())
         if config.dropout > 0:
             layers.append(nn.Dropout(config.dropout))
-        layers.append(nn.Linear(channels * height * width, config.dense_units, bias=not config.batch_norm))
-        if config.batch_norm:
-            layers.append(nn.BatchNorm1d(config.dense_units))
-        layers.append(make_activation(config.activation))
-        if config.dropout > 0:
-            layers.append(nn.Dropout(config.dropout))
+        layers += dense_block(channels * height * width, config.dense_units, config)
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(config.dense_units, n_classes)
         init_weights(self, config.init, config.activation)

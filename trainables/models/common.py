@@ -43,6 +43,18 @@ class ModelConfig:
         return {}
 
 
+def dense_block(width: int, units: int, config: ModelConfig) -> list[nn.Module]:
+    """linear, [batch norm], activation, [dropout]: the hidden layer every family uses (no bias before
+    batch norm, which has its own shift)."""
+    layers: list[nn.Module] = [nn.Linear(width, units, bias=not config.batch_norm)]
+    if config.batch_norm:
+        layers.append(nn.BatchNorm1d(units))
+    layers.append(make_activation(config.activation))
+    if config.dropout > 0:
+        layers.append(nn.Dropout(config.dropout))
+    return layers
+
+
 def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 

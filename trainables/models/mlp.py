@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from trainables.models.common import ModelConfig, init_weights, make_activation
+from trainables.models.common import ModelConfig, dense_block, init_weights
 from trainables.validation import require
 
 
@@ -32,12 +32,7 @@ class MLP(nn.Module):
         width = math.prod(input_shape)
         layers: list[nn.Module] = [nn.Flatten()]
         for _ in range(config.hidden_layers):
-            layers.append(nn.Linear(width, config.units, bias=not config.batch_norm))
-            if config.batch_norm:
-                layers.append(nn.BatchNorm1d(config.units))
-            layers.append(make_activation(config.activation))
-            if config.dropout > 0:
-                layers.append(nn.Dropout(config.dropout))
+            layers += dense_block(width, config.units, config)
             width = config.units
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(width, n_classes)

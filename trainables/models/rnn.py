@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from trainables.models.common import ModelConfig, init_weights, make_activation
+from trainables.models.common import ModelConfig, dense_block, init_weights
 from trainables.validation import require, require_choice
 
 CELLS: dict[str, type[nn.LSTM] | type[nn.GRU]] = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -63,14 +63,7 @@ class TextFeatures(nn.Module):
                                       dropout=config.dropout if config.num_layers > 1 else 0.0,
                                       bidirectional=config.bidirectional)
         self.directions = 2 if config.bidirectional else 1
-        layers: list[nn.Module] = [nn.Linear(config.hidden_size * self.directions, config.hidden_size,
-                                             bias=not config.batch_norm)]
-        if config.batch_norm:
-            layers.append(nn.BatchNorm1d(config.hidden_size))
-        layers.append(make_activation(config.activation))
-        if config.dropout > 0:
-            layers.append(nn.Dropout(config.dropout))
-        self.dense = nn.Sequential(*layers)
+        self.dense = nn.Sequential(*dense_block(config.hidden_size * self.directions, config.hidden_size, config))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """`lengths`: each row's token count as a CPU int64 tensor, or None to count them here (which waits
