@@ -171,7 +171,7 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
                 f"holds a different model ({resume['trainable']} {resume['model_config']}) than this trial's")
 
     torch.manual_seed(context.seed)
-    transfer = Transfer(settings, context.storage, resuming=resume is not None)
+    transfer = Transfer(settings, context.storage, resuming=resume is not None, data=context.data)
     committees = [new_committee(knobs, part, fold, context.seed, device, transfer)
                   for fold, part in enumerate(parts)]
     predictor = committees[0].predictor if folds <= 1 else cross_validated(committees, data, parts, knobs, device)
@@ -259,15 +259,17 @@ class Transfer:
     be gone. `report` keeps the first model's `{"loaded", "skipped"}` (every model of a trial is alike).
     """
 
-    def __init__(self, settings: TrainingConfig, storage: str | None, *, resuming: bool) -> None:
+    def __init__(self, settings: TrainingConfig, storage: str | None, *, resuming: bool,
+                 data: Mapping[str, Any] | None = None) -> None:
         self.init_from = None if resuming else settings.init_from
         self.freeze = settings.freeze_features
         self.storage = storage
+        self.data = data  # the trial's data spec: a head trained on other labels is not loaded
         self.report: dict[str, list[str]] | None = None
 
     def __call__(self, model: nn.Module) -> None:
         if self.init_from is not None:
-            loaded = apply_init_from(model, self.init_from, storage=self.storage)
+            loaded = apply_init_from(model, self.init_from, storage=self.storage, data=self.data)
             if self.report is None:
                 self.report = loaded
                 skipped = "".join(f"\n  {name}" for name in loaded["skipped"])

@@ -61,8 +61,10 @@ class TransferStub:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str | None]] = []
 
-    def __call__(self, model: torch.nn.Module, init_from: str, *, storage: str | None) -> dict[str, list[str]]:
+    def __call__(self, model: torch.nn.Module, init_from: str, *, storage: str | None,
+                 data: dict | None = None) -> dict[str, list[str]]:
         self.calls.append((init_from, storage))
+        self.data = data
         with torch.no_grad():
             model.classifier.bias.fill_(7.0)
         names = list(model.state_dict())
@@ -79,6 +81,7 @@ def test_init_from_starts_every_model_and_reports_what_it_loaded(trainable: str,
     context = trial_context(trainable, max_epochs=3, storage="/somewhere")
     run_training({**knobs, "init_from": "source-exp", "lr": 1e-12}, context, report=recorder)
     assert stub.calls == [("source-exp", "/somewhere")] * models
+    assert stub.data == context.data  # the trial's labels decide whether the source's head fits
     first, later = recorder.reports[0], recorder.reports[1:]
     assert first["transfer_loaded"] == 1 and first["transfer_skipped"] == 5  # mlp: 3 weights, 2 hidden biases
     assert all("transfer_loaded" not in report for report in later)
