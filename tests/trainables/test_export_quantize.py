@@ -98,6 +98,15 @@ class SequenceConfig(ModelConfig):
     hidden: int = 16
 
 
+def write_export(tmp_path, model: nn.Module, record: dict) -> Path:
+    """An export folder as `export_best` lays it out, for a model trained here."""
+    dest = tmp_path / "best"
+    dest.mkdir()
+    torch.save(model.state_dict(), dest / "model.pt")
+    (dest / "model.json").write_text(json.dumps(record))
+    return dest
+
+
 class SequenceModel(nn.Module):
     """Reads a wine sample's 13 features as a sequence: a 2-layer bidirectional LSTM, then a GRU."""
 
@@ -125,12 +134,9 @@ def test_lstm_and_gru_layers_quantise_and_load_back(tmp_path, monkeypatch) -> No
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    dest = tmp_path / "best"
-    dest.mkdir()
-    torch.save(model.state_dict(), dest / "model.pt")
-    record = {"trainable": "sequence", "knobs": {}, "model_config": {}, "input_shape": list(data.input_shape),
-              "n_classes": data.n_classes, "data": {"name": "wine"}, "seed": 0, "epoch": 1, "metrics": {}}
-    (dest / "model.json").write_text(json.dumps(record))
+    dest = write_export(tmp_path, model, {"trainable": "sequence", "knobs": {}, "model_config": {},
+                                          "input_shape": list(data.input_shape), "n_classes": data.n_classes,
+                                          "data": {"name": "wine"}, "seed": 0, "epoch": 1, "metrics": {}})
 
     result = quantize_export(dest)
     assert result["quantized_modules"] == ["lstm", "gru", "classifier"]
@@ -157,13 +163,10 @@ def test_a_text_rnn_quantises_on_its_own_text_encoding(tmp_path) -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    dest = tmp_path / "best"
-    dest.mkdir()
-    torch.save(model.state_dict(), dest / "model.pt")
     record = {"trainable": "rnn", "knobs": config, "model_config": config, "input_shape": list(data.input_shape),
               "n_classes": data.n_classes, "data": data_spec, "seed": 0,
               "data_options": {"vocab_size": 500, "max_len": 40}, "vocab": list(data.vocab)}
-    (dest / "model.json").write_text(json.dumps(record))
+    dest = write_export(tmp_path, model, record)
 
     result = quantize_export(dest)  # rebuilds the test split with vocab_size 500 and max_len 40, as trained
     assert result["quantized_modules"] == ["features.rnn", "features.dense.0", "classifier"]
