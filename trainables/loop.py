@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from trainables.augment import augment_batch
 from trainables.checkpoint import load_checkpoint, model_record, restore_rng, rng_state, save_checkpoint
 from trainables.context import TrialContext
-from trainables.data import DataSpec, Dataset, cap_training, load_dataset
+from trainables.data import DataSpec, Dataset, load_dataset
 from trainables.knobs import Knobs, TrainingConfig, parse_knobs
 from trainables.models import Ensemble, Recoded, build_model, new_recode, require_data_kind
 from trainables.models.ensemble import combine
@@ -323,21 +323,9 @@ def cross_validated(committees: list[Committee], data: Dataset, parts: list[Data
         if data.kind == "text":
             recode.fit(data.vocab, part.vocab)
         else:
-            recode.fit(input_scaling(data), input_scaling(part))
+            recode.fit(data.scaling, part.scaling)  # None for images: not rescaled
         members.append(Recoded(recode, committee.predictor))
     return Ensemble(members).to(device)
-
-
-def input_scaling(data: Dataset) -> tuple[Tensor, Tensor] | None:
-    """The (mean, std) `data`'s tabular features were standardised with: its (capped) training rows' own,
-    as `trainables.data.build_dataset` computes them. None for images (not rescaled)."""
-    if data.kind != "tabular":
-        return None
-    origin = data.origin
-    kept = cap_training(origin.train, origin.raw.y, origin.options.train_size, origin.options.seed)
-    x = origin.raw.x[kept].astype(np.float32)
-    mean, std = x.mean(axis=0), x.std(axis=0)
-    return torch.from_numpy(mean), torch.from_numpy(np.where(std > 0, std, 1.0).astype(np.float32))
 
 
 def train_epoch(learner: Learner, split: Split, settings: TrainingConfig, shuffle: torch.Generator,
