@@ -362,8 +362,8 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
     if data.path is not None and data.name is not None:
         problems.append(Problem("data", "give either name (a built-in data set) or path (your own data), not both"))
     elif data.path is not None:
-        if not Path(data.path).expanduser().exists():
-            problems.append(Problem("data.path", f"no such file or folder: {Path(data.path).expanduser().resolve()}"))
+        if not Path(data.path).exists():
+            problems.append(Problem("data.path", f"no such file or folder: {data.path}"))
     elif data.name not in DATASETS:
         problems.append(Problem("data.name", f"unknown data set {data.name!r}{_did_you_mean(data.name, DATASETS)};"
                                              f" built-in: {', '.join(DATASETS)} (or data.path)"))
@@ -438,8 +438,7 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
     spec = None
     try:
         spec = ExperimentSpec.model_validate(raw)
-        if spec.data.name is None and spec.data.path is None:
-            spec = spec.model_copy(update={"data": spec.data.model_copy(update={"name": "digits"})})
+        spec = spec.model_copy(update={"data": _normalise_data(spec.data)})
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc))
     tree: dict[str, Any] = {}
@@ -452,11 +451,17 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
     if problems:
         raise SpecError([_locate(p, lines, overridden) for p in problems], file)
     assert spec is not None
-    update: dict[str, Any] = {"storage": resolve_storage(storage, spec.storage)}
-    if spec.data.path is not None:  # trials may run in another folder (or on another node)
-        update["data"] = spec.data.model_copy(update={"path": str(Path(spec.data.path).expanduser().resolve())})
-    spec = spec.model_copy(update=update)
+    spec = spec.model_copy(update={"storage": resolve_storage(storage, spec.storage)})
     return Experiment(spec=spec, space=tree, raw=raw, file=file)
+
+
+def _normalise_data(data: DataSpec) -> DataSpec:
+    """Neither name nor path: digits. A path is made absolute: trials may run in another folder."""
+    if data.path is not None:
+        return data.model_copy(update={"path": str(Path(data.path).expanduser().resolve())})
+    if data.name is None:
+        return data.model_copy(update={"name": "digits"})
+    return data
 
 
 def _locate(problem: Problem, lines: dict[str, int], overridden: tuple[str, ...]) -> Problem:
