@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from trainables.data import build_vocab, load_dataset, load_folds
+from trainables.data import build_vocab, load_dataset
 
 
 def test_folds_cover_train_and_val_once_and_keep_the_test_split() -> None:
@@ -48,10 +48,8 @@ def test_each_fold_builds_its_vocabulary_from_its_training_part(tmp_path: Path) 
     assert len({fold.vocab for fold in folds}) == 4
 
 
-def test_load_folds_follows_the_spec() -> None:
-    assert len(load_folds({"name": "wine", "folds": 0}, seed=0)) == 1
-    assert len(load_folds({"name": "wine", "folds": 1}, seed=0)) == 1
-    folds = load_folds({"name": "wine", "folds": 3, "train_size": 40}, seed=0)
+def test_train_size_caps_each_folds_training_part() -> None:
+    folds = load_dataset({"name": "wine", "folds": 3, "train_size": 40}, seed=0).folds(3, seed=0)
     assert len(folds) == 3 and all(len(f.y_train) == 40 for f in folds)
 
 

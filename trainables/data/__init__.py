@@ -20,20 +20,12 @@ from trainables.data.user import load_user_data
 def load_dataset(data: Mapping[str, Any], seed: int, *, vocab_size: int = 20000, max_len: int = 200) -> Dataset:
     """The data set `data` names (a built-in `name` or a user's `path`), split with `seed` (the same seed
     gives every trial the same split). `vocab_size` and `max_len` shape text encoding (the `rnn` knobs)
-    and are ignored for other kinds. With `folds` >= 2 in `data`, call `.folds(k, seed)` on the result
-    (or use `load_folds`)."""
+    and are ignored for other kinds. With `folds` >= 2 in `data`, call `.folds(k, seed)` on the result."""
     spec = DataSpec.from_dict(data)
     raw = read_raw(spec)
     train, val, test = split_indices(raw.y, spec.val_fraction, spec.test_fraction, seed)
     options = BuildOptions(vocab_size=vocab_size, max_len=max_len, train_size=spec.train_size, seed=seed)
     return build_dataset(raw, train, val, test, options=options)
-
-
-def load_folds(data: Mapping[str, Any], seed: int, *, vocab_size: int = 20000, max_len: int = 200) -> list[Dataset]:
-    """What a trial trains on: the k folds when `data.folds` >= 2, else the single split, as a list."""
-    dataset = load_dataset(data, seed, vocab_size=vocab_size, max_len=max_len)
-    folds = DataSpec.from_dict(data).folds
-    return dataset.folds(folds, seed) if folds >= 2 else [dataset]
 
 
 def read_raw(spec: DataSpec) -> RawData:
@@ -50,5 +42,5 @@ def read_raw(spec: DataSpec) -> RawData:
 
 __all__ = ["DATA_KEYS", "PAD", "PAD_ID", "SOURCES", "SPLITS", "UNK", "UNK_ID", "BuildOptions", "DataSpec",
            "Dataset", "Origin", "RawData", "build_dataset", "build_vocab", "cap_training", "encode_texts",
-           "encode_tokens", "load_dataset", "load_folds", "load_user_data", "read_raw", "select_classes",
+           "encode_tokens", "load_dataset", "load_user_data", "read_raw", "select_classes",
            "split_indices", "tokenize"]
