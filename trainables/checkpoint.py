@@ -51,6 +51,9 @@ from trainables.knobs import Knobs
 from trainables.models import model_config
 
 CHECKPOINT_FILE = "checkpoint.pt"
+#: an exported model (`best/`): the state_dict and its record
+MODEL_FILE = "model.pt"
+RECORD_FILE = "model.json"
 FORMAT = 2
 #: keys of the model record, shared by checkpoints and exported models (`model.json`)
 RECORD_KEYS = ("trainable", "knobs", "model_config", "input_shape", "n_classes", "data", "seed", "data_options")
@@ -117,3 +120,15 @@ def restore_rng(state: Mapping[str, Any], shuffle: torch.Generator, augment: tor
     saved = state.get("augment")
     if saved is not None and saved["device"] == augment.device.type:
         augment.set_state(saved["state"])
+
+
+def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """`(record, state_dict)` from an export folder (`model.json` + `model.pt`) or a checkpoint folder."""
+    folder = Path(path)
+    if (folder / RECORD_FILE).is_file():
+        record = json.loads((folder / RECORD_FILE).read_text())
+        return record, torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
+    if (folder / CHECKPOINT_FILE).is_file():
+        state = load_checkpoint(folder)
+        return state, state["model"]
+    raise FileNotFoundError(f"{folder} holds neither {RECORD_FILE} (an export) nor {CHECKPOINT_FILE} (a checkpoint)")

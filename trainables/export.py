@@ -16,14 +16,13 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from trainables.checkpoint import CHECKPOINT_FILE, RECORD_KEYS, atomic_write, load_checkpoint
+from trainables.checkpoint import (MODEL_FILE, RECORD_FILE, RECORD_KEYS, atomic_write, load_checkpoint,
+                                   read_model)
 from trainables.data import load_dataset
 from trainables.loop import evaluate
 from trainables.models import build_model
 from trainables.validation import require
 
-MODEL_FILE = "model.pt"
-RECORD_FILE = "model.json"
 INT8_FILE = "model_int8.pt"
 INT8_FORMAT = 1
 #: record entries copied to `model.json` when a checkpoint has them (a text model's token -> id map)
@@ -53,18 +52,6 @@ def export_best(checkpoint_dir: str | os.PathLike, dest_dir: str | os.PathLike) 
     (dest / INT8_FILE).unlink(missing_ok=True)
     _write_record(dest, record)
     return dest
-
-
-def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """`(record, state_dict)` from an export folder (`model.json` + `model.pt`) or a checkpoint folder."""
-    folder = Path(path)
-    if (folder / RECORD_FILE).is_file():
-        record = json.loads((folder / RECORD_FILE).read_text())
-        return record, torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
-    if (folder / CHECKPOINT_FILE).is_file():
-        state = load_checkpoint(folder)
-        return state, state["model"]
-    raise FileNotFoundError(f"{folder} holds neither {RECORD_FILE} (an export) nor {CHECKPOINT_FILE} (a checkpoint)")
 
 
 def load_model(path: str | os.PathLike, *, int8: bool = False) -> nn.Module:

@@ -27,12 +27,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from trainables.checkpoint import CHECKPOINT_FILE, MODEL_FILE, RECORD_FILE, read_model
 from trainables.validation import did_you_mean
 
 # the export's file names, repeated here (not imported from export.py) so that export can import this module
-MODEL_FILE = "model.pt"
-RECORD_FILE = "model.json"
 BEST_FOLDER = "best"
 HEAD = "classifier"
 #: the `data:` keys that decide what a model's outputs mean
@@ -89,8 +87,8 @@ def apply_init_from(model: nn.Module, init_from: str, *, storage: str | None,
     the source is then almost certainly the wrong one, and silently training from scratch would hide that.
     """
     source = resolve_source(init_from, storage=storage)
-    weights = source_state_dict(source)
-    other_labels = _other_labels(source_record(source), data)
+    record, weights = read_source(source)
+    other_labels = _other_labels(record, data)
     own = model.state_dict()
     matching: dict[str, torch.Tensor] = {}
     skipped: list[str] = []
@@ -113,13 +111,16 @@ def apply_init_from(model: nn.Module, init_from: str, *, storage: str | None,
     return {"loaded": list(matching), "skipped": skipped}
 
 
-def source_state_dict(source: Path) -> dict[str, torch.Tensor]:
-    """The float state_dict held by a folder `resolve_source` returned, or by a `.pt` file."""
+def read_source(source: Path) -> tuple[dict[str, Any] | None, dict[str, torch.Tensor]]:
+    """`(record or None, float state_dict)` of what `resolve_source` returned, read once: an export or
+    checkpoint folder (through `checkpoint.read_model`), a folder with only `model.pt`, or a `.pt` file
+    (its record is the `model.json` or checkpoint beside it, if any)."""
     if source.is_dir():
-        if (source / MODEL_FILE).is_file():
-            return _state_dict(torch.load(source / MODEL_FILE, map_location="cpu", weights_only=True),
-                               source / MODEL_FILE)
-        return dict(load_checkpoint(source)["model"])
+        if (source / MODEL_FILE).is_file() and not (source / RECORD_FILE).is_file():
+            return None, _state_dict(torch.load(source / MODEL_FILE, map_location="cpu", weights_only=True),
+                                     source / MODEL_FILE)
+        record, weights = read_model(source)
+        return record, _state_dict(weights, source)
     try:
         loaded = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # a pickle of arbitrary objects, or not a torch file at all
@@ -127,19 +128,12 @@ def source_state_dict(source: Path) -> dict[str, torch.Tensor]:
                          f"(weights_only): {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
     if isinstance(loaded, Mapping) and loaded.get("quantized"):
         raise ValueError(f"init_from: {source} is an int8 export; start from the float {MODEL_FILE} beside it")
+    record = None
     if isinstance(loaded, Mapping) and "format" in loaded and isinstance(loaded.get("model"), Mapping):
-        loaded = loaded["model"]  # a checkpoint.pt named directly
-    return _state_dict(loaded, source)
-
-
-def source_record(source: Path) -> dict[str, Any] | None:
-    """The model record beside the source's weights (`model.json`, or the checkpoint's), if there is one."""
-    folder = source if source.is_dir() else source.parent
-    if (folder / RECORD_FILE).is_file() and (source.is_dir() or source.name == MODEL_FILE):
-        return json.loads((folder / RECORD_FILE).read_text())
-    if (folder / CHECKPOINT_FILE).is_file() and (source.is_dir() or source.name == CHECKPOINT_FILE):
-        return {key: value for key, value in load_checkpoint(folder).items() if key == "data"}
-    return None
+        record, loaded = loaded, loaded["model"]  # a checkpoint.pt named directly
+    elif source.name == MODEL_FILE and (source.parent / RECORD_FILE).is_file():
+        record = json.loads((source.parent / RECORD_FILE).read_text())
+    return record, _state_dict(loaded, source)
 
 
 def freeze_features(model: nn.Module) -> None:
