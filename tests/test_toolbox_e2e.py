@@ -117,8 +117,8 @@ def test_rnn_on_a_users_text_csv(ray_session, write_spec, tmp_path):
 
 def test_every_example_file_validates(in_repo, tmp_path):
     for path in sorted(Path("search_spaces").glob("*.yaml")):
-        if path.name == "transfer_digits.yaml":  # starts from the experiment digits-0-4: not there yet
-            with pytest.raises(tunerd.UsageError, match="space.init_from.*digits-0-4"):
+        if path.name == "transfer_digits.yaml":  # starts from the experiment mnist-0-4: not there yet
+            with pytest.raises(tunerd.UsageError, match="space.init_from.*mnist-0-4"):
                 tunerd.load(path, storage=str(tmp_path))
             continue
         experiment = tunerd.load(path, storage=str(tmp_path))
