@@ -142,6 +142,25 @@ def test_a_trial_that_fits_no_node_is_refused_before_it_waits_forever(ray_sessio
     assert not (tmp_path / "results" / "gpu").exists()  # nothing was created
 
 
+def test_a_local_folder_is_refused_on_a_multi_node_cluster_unless_shared(ray_session, in_repo, write_spec, tmp_path,
+                                                                         monkeypatch):
+    import ray
+
+    from tunerd import runner
+
+    three_nodes = [{"Alive": True, "Resources": {"CPU": 2}}] * 3 + [{"Alive": False}]
+    monkeypatch.setattr(ray, "nodes", lambda: three_nodes)
+    with pytest.raises(UsageError, match=r"a local folder, but the Ray cluster has 3 nodes.*--shared-storage"):
+        launch(write_spec, tmp_path, name="multi", samples=1)
+    assert not (tmp_path / "results" / "multi").exists()
+    experiment = tunerd.load(write_spec(QUADRATIC.format(name="m", samples=1, scheduler="fifo")),
+                             storage=str(tmp_path))
+    runner.check_storage_reachable(experiment, shared=True)  # the user says every node mounts it
+    remote = tunerd.load(write_spec(QUADRATIC.format(name="m", samples=1, scheduler="fifo")),
+                         storage="s3://bucket/results")
+    runner.check_storage_reachable(remote, shared=False)
+
+
 def test_overwrite_keeps_the_old_results_when_the_new_run_cannot_start(ray_session, in_repo, write_spec, tmp_path):
     launch(write_spec, tmp_path, name="keep", samples=1)
     with pytest.raises(UsageError, match="gpu 1"):

@@ -52,8 +52,12 @@ def plan(experiment: Experiment) -> dict[str, Any]:
 
 
 def launch(experiment: Experiment | str | os.PathLike[str], *, address: str | None = None,
-           overwrite: bool = False, quiet: bool = False, num_cpus: int | None = None) -> runner.Outcome:
-    """Run an experiment (a loaded `Experiment` or a file path) to the end; returns its `Outcome`."""
+           overwrite: bool = False, quiet: bool = False, num_cpus: int | None = None,
+           shared_storage: bool = False) -> runner.Outcome:
+    """Run an experiment (a loaded `Experiment` or a file path) to the end; returns its `Outcome`.
+
+    `shared_storage=True` says a folder `storage` is mounted on every node of the cluster at `address`."""
     if not isinstance(experiment, Experiment):
         experiment = load(experiment)
-    return runner.launch(experiment, address=address, overwrite=overwrite, quiet=quiet, num_cpus=num_cpus)
+    return runner.launch(experiment, address=address, overwrite=overwrite, quiet=quiet, num_cpus=num_cpus,
+                         shared_storage=shared_storage)

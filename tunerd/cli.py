@@ -77,11 +77,13 @@ def validate(spec: str, overrides: tuple[str, ...], name: str | None, storage: s
 @name_option
 @storage_option
 @click.option("--address", default=None, help="Join a running Ray cluster (e.g. auto, HOST:PORT).")
+@click.option("--shared-storage", is_flag=True,
+              help="The storage folder is mounted at the same path on every node of the cluster.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing experiment of the same name.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress view; only the final result.")
 def launch(spec: str, overrides: tuple[str, ...], name: str | None, storage: str | None, address: str | None,
-           dry_run: bool, overwrite: bool, quiet: bool) -> None:
+           shared_storage: bool, dry_run: bool, overwrite: bool, quiet: bool) -> None:
     """Run an experiment and print the best trial."""
     experiment = _load(spec, overrides, name, storage)
     if dry_run:
@@ -91,7 +93,8 @@ def launch(spec: str, overrides: tuple[str, ...], name: str | None, storage: str
                f"{experiment.spec.search.algorithm} + {experiment.spec.scheduler.name}, optimising "
                f"{experiment.spec.metric} ({experiment.spec.mode})")
     try:
-        outcome = api.launch(experiment, address=address, overwrite=overwrite, quiet=quiet)
+        outcome = api.launch(experiment, address=address, overwrite=overwrite, quiet=quiet,
+                             shared_storage=shared_storage)
     except TunerdError as exc:
         _fail(exc)
     _print_outcome(outcome.summary, str(outcome.folder))

@@ -191,6 +191,22 @@ def check_resources(experiment: Experiment, *, joined: bool) -> None:
     log.warning("%s; trials will wait for a node that fits (autoscaler?)", message)
 
 
+def check_storage_reachable(experiment: Experiment, *, shared: bool) -> None:
+    """Every node writes its trials' checkpoints and results to `storage` (Ray Tune has no node-to-node
+    sync since Ray 2.7): a folder only this machine sees would fail the first checkpoint of a trial on
+    another node, deep inside the run. Refuse it up front on a multi-node cluster unless told it is shared.
+    """
+    if shared or "://" in experiment.storage:
+        return
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    if len(nodes) > 1:
+        raise UsageError(
+            f"storage {experiment.storage}: a local folder, but the Ray cluster has {len(nodes)} nodes and trials "
+            "on the others could not write their checkpoints there; use a URI every node reaches "
+            "(s3://BUCKET/PATH, gs://BUCKET/PATH), or a folder mounted at the same path on every node (NFS, "
+            "EFS) and pass --shared-storage")
+
+
 def trial_dirname(trial: Any) -> str:
     """Short, stable trial folder names (Ray's default embeds the whole config)."""
     return f"trial_{trial.trial_id}"
@@ -236,12 +252,17 @@ def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool
 
 
 def launch(experiment: Experiment, *, address: str | None = None, overwrite: bool = False,
-           quiet: bool = False, num_cpus: int | None = None) -> Outcome:
-    """Run the experiment to the end and write its record; see `Outcome` for what comes back."""
+           quiet: bool = False, num_cpus: int | None = None, shared_storage: bool = False) -> Outcome:
+    """Run the experiment to the end and write its record; see `Outcome` for what comes back.
+
+    `shared_storage` says that a plain folder `storage` is mounted at the same path on every node of the
+    cluster joined with `address` (NFS, EFS, or one machine); without it such a folder is refused there.
+    """
     folder = experiment_folder(experiment)
     check_trainable(experiment)
     check_folder(folder, overwrite=overwrite)
     with ray_session(address, num_cpus):
+        check_storage_reachable(experiment, shared=shared_storage)
         check_resources(experiment, joined=address is not None)
         create_folder(folder)
         write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
