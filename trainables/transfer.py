@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -208,6 +209,8 @@ def _experiment_best(name: str, storage: str | None) -> Path | None:
     """`{storage}/{name}/best` when the experiment exists; a ValueError when it exists without `best/`."""
     if storage is None:
         return None
+    if "://" in storage:
+        return _download_best(storage, name)
     folder = _local_storage(storage, name) / name
     if not folder.is_dir():
         return None
@@ -221,10 +224,37 @@ def _experiment_best(name: str, storage: str | None) -> Path | None:
 def _local_storage(storage: str, init_from: str) -> Path:
     if storage.startswith("file://"):
         storage = storage[len("file://"):]
-    if "://" in storage:
-        raise ValueError(f"init_from: experiment {init_from!r} cannot be looked up in remote storage {storage!r}; "
-                         "give the path to a local copy of its best/ folder instead")
     return Path(storage).expanduser().absolute()
+
+
+def _download_best(storage: str, name: str) -> Path | None:
+    """`{storage}/{name}/best` of a URI storage (s3://, gs://), copied once into a local cache folder that
+    every trial on this node then reads; None when the experiment is not there."""
+    import hashlib
+    import tempfile
+
+    import pyarrow.fs
+
+    base, _, query = storage.partition("?")
+    uri = f"{base.rstrip('/')}/{name}/{BEST_FOLDER}" + (f"?{query}" if query else "")
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
+    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        experiment = filesystem.get_file_info(path.rsplit("/", 1)[0])
+        if experiment.type == pyarrow.fs.FileType.Directory:
+            raise ValueError(f"init_from: experiment {name!r} in {storage} has no {BEST_FOLDER}/ folder yet "
+                             f"(looked for {uri}); it is written when the experiment finishes")
+        return None
+    cache = Path(tempfile.gettempdir()) / "tunerd-init-from" / hashlib.sha1(uri.encode()).hexdigest()[:16]
+    if not (cache / MODEL_FILE).is_file():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="download-", dir=cache.parent))
+        pyarrow.fs.copy_files(path, str(staging), source_filesystem=filesystem,
+                              destination_filesystem=pyarrow.fs.LocalFileSystem())
+        try:
+            staging.rename(cache)  # atomic: concurrent trials never read a half-copied model
+        except OSError:  # another trial won the race
+            shutil.rmtree(staging, ignore_errors=True)
+    return cache
 
 
 def _checked(path: Path, init_from: str) -> Path:

@@ -47,7 +47,7 @@ def plan(experiment: Experiment) -> dict[str, Any]:
         "resources per trial": f"cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu:g}",
         "searched": searched,
         "constants": constants,
-        "results": str(runner.experiment_folder(experiment)),
+        "results": runner.experiment_location(experiment).where,
     }
 
 

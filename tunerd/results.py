@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ray.tune import Callback
 
@@ -97,8 +97,10 @@ class ExperimentRecord:
     """The live state of one experiment, and its rendering to `summary.json` / `leaderboard.csv`."""
 
     def __init__(self, folder: str | os.PathLike[str], *, name: str, metric: str, mode: str,
-                 trial_count: int, started: str | None = None) -> None:
+                 trial_count: int, started: str | None = None,
+                 on_write: Callable[[Path], None] | None = None) -> None:
         self.folder = Path(folder)
+        self.on_write = on_write  # e.g. copies the file to a remote storage (tunerd.storage)
         self.name = name
         self.metric = metric
         self.mode = mode
@@ -207,7 +209,12 @@ class ExperimentRecord:
         }
 
     def write(self) -> None:
-        write_json_atomic(self.folder / "summary.json", self.summary())
+        self._written(write_json_atomic, self.folder / "summary.json", self.summary())
+
+    def _written(self, writer: Callable[[Path, Any], None], path: Path, content: Any) -> None:
+        writer(path, content)
+        if self.on_write is not None:
+            self.on_write(path)
 
     def write_leaderboard(self) -> None:
         rows = self.ranked()
@@ -221,7 +228,7 @@ class ExperimentRecord:
             flat = flatten(t.config)
             writer.writerow([rank, t.trial_id, t.status, t.epochs, *[t.best.get(k, "") for k in metric_keys],
                              *[flat.get(k, "") for k in config_keys], t.error or ""])
-        write_atomic(self.folder / "leaderboard.csv", buffer.getvalue())
+        self._written(write_atomic, self.folder / "leaderboard.csv", buffer.getvalue())
 
 
 def is_finite_number(value: Any) -> bool:

@@ -15,7 +15,6 @@ import shutil
 import signal
 import sys
 import sysconfig
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from tunerd.results import ExperimentRecord, RecordCallback, is_finite_number, w
 from tunerd.schedulers import build_scheduler, build_stopper
 from tunerd.searchers import build_search
 from tunerd.spec import Experiment, knob_values
+from tunerd.storage import ExperimentLocation
 from tunerd.tensorboard import HParamsTensorBoardCallback
 
 log = logging.getLogger("tunerd")
@@ -42,39 +42,20 @@ class Outcome:
     """What `launch` hands back: the final state and the record it wrote."""
 
     state: str  # finished | failed | interrupted
-    folder: Path
+    folder: Path  # where tunerd's files are on this machine (for a URI storage: the local mirror)
     record: ExperimentRecord
+    where: str = ""  # the experiment as users name it: the folder, or the URI
+
+    def __post_init__(self) -> None:
+        self.where = self.where or str(self.folder)
 
     @property
     def summary(self) -> dict[str, Any]:
         return self.record.summary()
 
 
-def experiment_folder(experiment: Experiment) -> Path:
-    if "://" in experiment.storage:
-        raise UsageError(f"storage {experiment.storage!r}: remote storage URIs are not supported yet; "
-                         "use a folder")
-    return Path(experiment.storage) / experiment.name
-
-
-def check_folder(folder: Path, *, overwrite: bool) -> None:
-    """Refuse to mix two experiments' results, and an unwritable storage, before Ray starts."""
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise UsageError(f"experiment '{folder.name}' already exists in {folder.parent}: pass --overwrite "
-                         "to replace it, or choose another --name")
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder.parent, prefix=".tunerd-write-test"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"storage {folder.parent} is not writable: {exc.strerror or exc}") from None
-
-
-def create_folder(folder: Path) -> None:
-    """A fresh experiment folder (an `--overwrite`n one is removed only now, once the run can start)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+def experiment_location(experiment: Experiment) -> ExperimentLocation:
+    return ExperimentLocation(experiment.storage, experiment.name)
 
 
 @contextlib.contextmanager
@@ -258,31 +239,35 @@ def launch(experiment: Experiment, *, address: str | None = None, overwrite: boo
     `shared_storage` says that a plain folder `storage` is mounted at the same path on every node of the
     cluster joined with `address` (NFS, EFS, or one machine); without it such a folder is refused there.
     """
-    folder = experiment_folder(experiment)
+    location = experiment_location(experiment)
     check_trainable(experiment)
-    check_folder(folder, overwrite=overwrite)
+    location.check(overwrite=overwrite)
     with ray_session(address, num_cpus):
         check_storage_reachable(experiment, shared=shared_storage)
         check_resources(experiment, joined=address is not None)
-        create_folder(folder)
+        location.create()
+        folder = location.local
         write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
+        location.publish(folder / "spec.yaml", force=True)
         record = ExperimentRecord(folder, name=experiment.name, metric=experiment.spec.metric,
-                                  mode=experiment.spec.mode, trial_count=experiment.trial_count)
+                                  mode=experiment.spec.mode, trial_count=experiment.trial_count,
+                                  on_write=location.publish)
         record.write()
         tuner = build_tuner(experiment, record, quiet=quiet)
         try:
             with _interrupt_watch() as interrupted:
                 results = tuner.fit()
         except KeyboardInterrupt:
-            return _interrupted(record, folder)
+            return _interrupted(record, location)
         except Exception as exc:  # Ray's own failure (not a trial's): keep what is recorded
             record.state = "failed"
             record.extra["error"] = f"{type(exc).__name__}: {exc}"
             record.write()
+            location.publish_all()
             raise TunerdError(f"the experiment failed: {type(exc).__name__}: {exc}") from exc
         if interrupted[0]:
-            return _interrupted(record, folder)
-        return _finish(experiment, record, folder, results)
+            return _interrupted(record, location)
+        return _finish(experiment, record, location, results)
 
 
 @contextlib.contextmanager
@@ -311,29 +296,32 @@ def _interrupt_watch() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _interrupted(record: ExperimentRecord, folder: Path) -> Outcome:
+def _interrupted(record: ExperimentRecord, location: ExperimentLocation) -> Outcome:
     record.state = "interrupted"
-    record.write()
-    return Outcome("interrupted", folder, record)
+    return _outcome(record, location)
 
 
-def _finish(experiment: Experiment, record: ExperimentRecord, folder: Path, results: Any) -> Outcome:
+def _finish(experiment: Experiment, record: ExperimentRecord, location: ExperimentLocation, results: Any) -> Outcome:
     best = record.best()
     if best is None:
         record.state = "failed"
         record.extra["error"] = "no trial reported a finite value of " + experiment.spec.metric
-        record.write()
-        record.write_leaderboard()
-        return Outcome("failed", folder, record)
+        return _outcome(record, location)
     checkpoint = _best_checkpoint(results, best.trial_id, experiment.spec.metric, experiment.spec.mode)
     if checkpoint is not None:
-        record.best_checkpoint = checkpoint.path
-        with checkpoint.as_directory() as local:
-            _export(experiment, record, Path(local), folder / "best")
+        record.best_checkpoint = location.uri_of(checkpoint.path)
+        with checkpoint.as_directory() as local:  # a remote checkpoint is downloaded for the export
+            _export(experiment, record, Path(local), location.local / "best")
     record.state = "finished"
+    return _outcome(record, location)
+
+
+def _outcome(record: ExperimentRecord, location: ExperimentLocation) -> Outcome:
+    """Write the final record (and copy everything to a URI storage) and say how the run ended."""
     record.write()
     record.write_leaderboard()
-    return Outcome("finished", folder, record)
+    location.publish_all()
+    return Outcome(record.state, location.local, record, location.where)
 
 
 def _best_checkpoint(results: Any, trial_id: str, metric: str, mode: str) -> Any:

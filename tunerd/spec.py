@@ -481,6 +481,8 @@ def _locate(problem: Problem, lines: dict[str, int], overridden: tuple[str, ...]
 def resolve_storage(cli: str | None, from_file: str | None) -> str:
     """`--storage`, then `$TUNERD_STORAGE`, then the file's `storage`, then `./tunerd-results` (SPEC §2)."""
     chosen = cli or os.environ.get("TUNERD_STORAGE") or from_file or DEFAULT_STORAGE
+    if chosen.startswith("file://"):
+        chosen = chosen[len("file://"):]
     if "://" in chosen:
         return chosen
     return str(Path(chosen).expanduser().resolve())

@@ -1,0 +1,152 @@
+"""Where an experiment's files live: a folder, or a URI (s3://, gs://, ...) reached through pyarrow's file
+systems — the same ones Ray Tune uses for `storage_path`, so the same URI and credentials work for both.
+
+Ray Tune writes the trials (results, checkpoints, TensorBoard events) to the storage itself. tunerd's own
+files (`spec.yaml`, `summary.json`, `leaderboard.csv`, `best/`) are written atomically to a local folder
+first — the experiment folder itself, or for a URI a local mirror — and a URI gets a copy of each file
+after it is written (at most every `publish_interval_s` for the files rewritten as trials report, and
+always at the end), so a reader of the bucket sees the same files as a reader of a folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunerd.errors import UsageError
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def cache_root() -> Path:
+    """Local copies of remote experiments: `$TUNERD_CACHE`, else ~/.cache/tunerd."""
+    return Path(os.environ.get("TUNERD_CACHE") or "~/.cache/tunerd").expanduser()
+
+
+def mirror_folder(uri: str) -> Path:
+    """A readable, collision-free local folder for a storage URI (query parameters hashed, not spelled)."""
+    base, _, query = uri.partition("?")
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", base.replace("://", "/")).strip("_")
+    suffix = "-" + hashlib.sha1(query.encode()).hexdigest()[:8] if query else ""
+    return cache_root() / "remote" / (readable + suffix)
+
+
+def remote_filesystem(uri: str) -> tuple[Any, str]:
+    """pyarrow's (file system, path) for `uri`, or a UsageError naming the storage and what went wrong."""
+    import pyarrow.fs
+
+    try:
+        return pyarrow.fs.FileSystem.from_uri(uri)
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError/ValueError for unknown or bad URIs
+        raise UsageError(f"storage {uri!r}: not a storage tunerd can reach ({exc})") from None
+
+
+@dataclass
+class ExperimentLocation:
+    """One experiment's place: `where` (what users see and Ray gets) and `local` (where tunerd writes)."""
+
+    storage: str
+    name: str
+    publish_interval_s: float = 10.0
+    _published: dict[str, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def remote(self) -> bool:
+        return is_uri(self.storage)
+
+    @property
+    def where(self) -> str:
+        if self.remote:
+            base, _, query = self.storage.partition("?")
+            return f"{base.rstrip('/')}/{self.name}" + (f"?{query}" if query else "")
+        return str(Path(self.storage) / self.name)
+
+    @property
+    def local(self) -> Path:
+        if self.remote:
+            return mirror_folder(self.storage) / self.name
+        return Path(self.storage) / self.name
+
+    def uri_of(self, path: str) -> str:
+        """A path Ray reports inside this storage (bucket/key for a URI storage), as a user can open it."""
+        if not self.remote or "://" in path:
+            return path
+        return f"{self.storage.split('://', 1)[0]}://{path}"
+
+    def _remote_path(self) -> tuple[Any, str]:
+        filesystem, root = remote_filesystem(self.storage)
+        return filesystem, f"{root.rstrip('/')}/{self.name}"
+
+    def check(self, *, overwrite: bool) -> None:
+        """Refuse to mix two experiments' results, and a storage tunerd cannot write, before Ray starts."""
+        exists_message = (f"experiment '{self.name}' already exists in {self.storage}: pass --overwrite to replace "
+                          "it, or choose another --name")
+        if not self.remote:
+            folder = self.local
+            if folder.exists() and any(folder.iterdir()) and not overwrite:
+                raise UsageError(exists_message)
+            try:
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=folder.parent, prefix=".tunerd-write-test"):
+                    pass
+            except OSError as exc:
+                raise UsageError(f"storage {folder.parent} is not writable: {exc.strerror or exc}") from None
+            return
+        import pyarrow.fs
+
+        filesystem, path = self._remote_path()
+        try:
+            found = filesystem.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+            if found and not overwrite:
+                raise UsageError(exists_message)
+            probe = f"{path}/.tunerd-write-test"
+            with filesystem.open_output_stream(probe) as stream:
+                stream.write(b"ok")
+            filesystem.delete_file(probe)
+        except OSError as exc:
+            raise UsageError(f"storage {self.storage!r} cannot be written: {exc}") from None
+
+    def create(self) -> None:
+        """A fresh experiment (an `--overwrite`n one is removed only now, once the run can start)."""
+        if self.local.exists():
+            shutil.rmtree(self.local)
+        self.local.mkdir(parents=True)
+        if self.remote:
+            filesystem, path = self._remote_path()
+            filesystem.delete_dir_contents(path, missing_dir_ok=True)
+
+    def publish(self, path: Path, *, force: bool = False) -> None:
+        """Copy a file (or folder) tunerd just wrote under `local` to the URI; a no-op for a folder storage.
+
+        Files rewritten on every report are copied at most every `publish_interval_s` unless `force`.
+        """
+        if not self.remote:
+            return
+        relative = path.relative_to(self.local).as_posix()
+        now = time.monotonic()
+        if not force and now - self._published.get(relative, -1e9) < self.publish_interval_s:
+            return
+        import pyarrow.fs
+
+        filesystem, root = self._remote_path()
+        target = f"{root}/{relative}"
+        if path.is_dir():
+            filesystem.delete_dir_contents(target, missing_dir_ok=True)
+        pyarrow.fs.copy_files(str(path), target, source_filesystem=pyarrow.fs.LocalFileSystem(),
+                              destination_filesystem=filesystem)
+        self._published[relative] = now
+
+    def publish_all(self) -> None:
+        """Copy every file tunerd wrote, now (the end of a run, or an interruption)."""
+        if not self.remote:
+            return
+        for child in sorted(self.local.iterdir()):
+            self.publish(child, force=True)
