@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tunerd import runner, spec as speclib
+from tunerd import client, runner, spec as speclib
 from tunerd.space import Choice, Distribution, Grid, flatten
 from tunerd.spec import Experiment
 
@@ -59,5 +59,8 @@ def launch(experiment: Experiment | str | os.PathLike[str], *, address: str | No
     `shared_storage=True` says a folder `storage` is mounted on every node of the cluster at `address`."""
     if not isinstance(experiment, Experiment):
         experiment = load(experiment)
+    if address is not None and client.is_client_address(address):
+        return client.launch(experiment, address=address, overwrite=overwrite, quiet=quiet,
+                             shared_storage=shared_storage)
     return runner.launch(experiment, address=address, overwrite=overwrite, quiet=quiet, num_cpus=num_cpus,
                          shared_storage=shared_storage)

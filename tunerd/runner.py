@@ -68,7 +68,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
                               "configure_logging": True}
     if address:
-        _use_token_if_present()
+        use_token_if_present()
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env={"env_vars": {
@@ -83,7 +83,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         ray.shutdown()
 
 
-def _use_token_if_present() -> None:
+def use_token_if_present() -> None:
     """Ray 2.60 clusters use token authentication, but `ray.init(address=...)` sends the token only in
     `token` mode: turn it on when a token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token),
     the way `ray start` does, unless RAY_AUTH_MODE says otherwise."""
