@@ -86,7 +86,7 @@ def test_console_script_exits_2_before_ray_starts(write_spec):
     assert "Started a local Ray instance" not in done.stderr + done.stdout
 
 
-def test_ctrl_c_saves_the_state_and_exits_130(write_spec, tmp_path):
+def test_ctrl_c_saves_the_state_and_exits_130_and_status_follows_the_run(write_spec, tmp_path):
     import json
     import signal
     import time
@@ -109,11 +109,17 @@ def test_ctrl_c_saves_the_state_and_exits_130(write_spec, tmp_path):
             if summary_file.exists() and any(t["epochs"] >= 1 for t in json.loads(summary_file.read_text())["trials"]):
                 break
             time.sleep(0.5)
+        during = subprocess.run([sys.executable, "-m", "tunerd.cli", "status", "--storage", str(tmp_path / "r")],
+                                capture_output=True, text=True, timeout=60)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=90)
     finally:
         process.kill()
     assert process.returncode == 130, out + err
+    assert during.stdout.splitlines()[1].split()[:2] == ["long", "running"], during.stdout  # read while it ran
+    after = subprocess.run([sys.executable, "-m", "tunerd.cli", "status", "--storage", str(tmp_path / "r")],
+                           capture_output=True, text=True, timeout=60)
+    assert after.stdout.splitlines()[1].split()[:2] == ["long", "interrupted"], after.stdout
     assert "interrupted: the experiment's state is saved" in err
     summary = json.loads(summary_file.read_text())
     assert summary["state"] == "interrupted" and summary["counts"]["finished"] < 8

@@ -2,7 +2,8 @@
 training loop they all share (cross-validation included).
 
 `train_builtin` is the Ray Tune function trainable; `run_training` is the same loop with reporting and
-the starting checkpoint injected, for tests and other runners.
+the starting checkpoint injected, for tests and other runners. A multi-worker trial (`resources.workers`
+> 1) runs the same loop data-parallel on Ray Train workers: `trainables.distributed.DistributedTrial`.
 """
 from __future__ import annotations
 

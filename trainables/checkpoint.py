@@ -15,7 +15,8 @@
     model           the predictor's state_dict, which holds every learner's model (see below)
     learners        one entry per learner, in the order of `Ensemble.members` (folds first, then members):
                     {"optimizer": state_dict, "sample_weight": Tensor (boosting: each training row's
-                    weight, mean 1) or None}
+                    weight, mean 1) or None, "scaler": the mixed-precision GradScaler's state_dict ({}
+                    without `amp`; absent from checkpoints written before `amp`)}
     scheduler       {"lr_schedule", "base_lr", "planned_epochs"}: the schedule is a pure function of the
                     epoch (see `optim.lr_factor`), so these and `epoch` are its whole state
     rng             {"torch", "cuda", "shuffle", "augment"}: global CPU / CUDA generators (dropout, weight
@@ -35,6 +36,8 @@ k-fold cross-validated trial (absent otherwise). `build_model` turns it into the
                             (k ones: the fold models' probabilities are averaged)
 
 `data_options` holds the knobs that shape the data too (`vocab_size`, `max_len` for an rnn; else empty).
+A multi-worker trial's checkpoint is rank 0's and has the same layout: every rank holds the same model,
+optimizer and RNG states, so it resumes with one worker or many.
 Everything in the file is a tensor or a plain Python value, so it loads with `weights_only=True`.
 """
 from __future__ import annotations

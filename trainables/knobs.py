@@ -48,6 +48,9 @@ class TrainingConfig:
     #: train only the classifier head (`features` frozen, their batch norm in inference mode); meant for
     #: `init_from`, without which the features stay as randomly initialised (a random-features baseline)
     freeze_features: bool = False
+    #: mixed precision (float16 autocast + GradScaler): None (the default) = on when the trial trains on
+    #: CUDA; false = off; on the CPU it has no effect either way (`optim.amp_enabled`)
+    amp: bool | None = None
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "lr", self.lr, "must be > 0")

@@ -12,7 +12,10 @@ epoch. The learners of one data fold form a *committee* whose predictions combin
 Each epoch: every learner trains one epoch (shuffled index batches from memory, augment, step, clip,
 penalise); every committee is scored on its fold (boosting recomputes its weights first); the folds'
 scores are averaged; report; checkpoint. Reporting and the starting checkpoint are injected, so the loop
-runs the same under Ray Tune (`builtin.train_builtin`) and in plain tests.
+runs the same under Ray Tune (`builtin.train_builtin`), in each Ray Train worker of a multi-worker trial
+(`distributed.train_worker`, with `ranks`: data-parallel over DDP, see `trainables.ranks`) and in plain
+tests. On CUDA the training steps run in mixed precision unless `amp: false` (`optim.amp_enabled`);
+evaluation stays in float32, so the reported scores are those of the exported model.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -38,7 +41,9 @@ from trainables.knobs import Knobs, TrainingConfig, parse_knobs
 from trainables.models import Ensemble, Recoded, build_model, new_recode, require_data_kind
 from trainables.models.ensemble import combine
 from trainables.models.rnn import sequence_lengths
-from trainables.optim import lr_factor, make_optimizer, penalised_weights, set_lr, weight_penalty
+from trainables.optim import (amp_enabled, load_optimizer_state, lr_factor, make_optimizer, new_scaler,
+                              penalised_weights, set_lr, weight_penalty)
+from trainables.ranks import Ranks
 from trainables.transfer import apply_init_from, freeze_features, keep_frozen_in_eval, trainable_parameters
 from trainables.validation import require
 
@@ -96,6 +101,10 @@ class Learner:
     rows: Tensor | None = None
     #: boosting: each training row's weight in the loss (mean 1); None: unweighted
     sample_weight: Tensor | None = None
+    #: the module training calls: `model` in DDP for a multi-worker trial (`Ranks.wrap`); None: `model`
+    net: nn.Module | None = None
+    #: mixed precision's loss scaler; disabled (a pass-through) without `amp`
+    scaler: torch.amp.GradScaler = field(default_factory=lambda: new_scaler(torch.device("cpu"), False))
 
 
 @dataclass
@@ -141,7 +150,7 @@ class Progress:
 
 def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Reporter,
                  start_checkpoint: str | os.PathLike | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", ranks: Ranks = Ranks()) -> None:
     """Train built-in `context.trainable` with the knobs in `config`, calling `report` once per epoch.
 
     The trial ends itself after `planned_epochs`, after `early_stopping_patience` epochs without an
@@ -150,6 +159,9 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
     experiment goes on). With `start_checkpoint` (a folder holding `checkpoint.pt`) it continues from the
     epoch after the saved one with every learner's model, optimizer, sample weights and the RNG states as
     they were, so the rest of the run matches an uninterrupted one.
+    With `ranks` of a process group, this process is one of the trial's data-parallel workers: it trains
+    on its shard of the training split, every rank reports the same metrics, and only rank 0 hands
+    `report` a checkpoint (every rank calls `report` every epoch, as Ray Train wants).
     """
     require(context.metric in SEARCHABLE_METRICS, "metric", context.metric,
             f"must be one a built-in reports ({', '.join(SEARCHABLE_METRICS)})")
@@ -172,7 +184,7 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
 
     torch.manual_seed(context.seed)
     transfer = Transfer(settings, context.storage, resuming=resume is not None, data=context.data)
-    committees = [new_committee(knobs, part, fold, context.seed, device, transfer)
+    committees = [new_committee(knobs, part, fold, context.seed, device, transfer, ranks)
                   for fold, part in enumerate(parts)]
     predictor = committees[0].predictor if folds <= 1 else cross_validated(committees, data, parts, knobs, device)
     learners = [learner for committee in committees for learner in committee.learners]
@@ -187,9 +199,11 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
     if resume is not None:
         predictor.load_state_dict(resume["model"])
         for learner, saved in zip(learners, resume["learners"], strict=True):
-            learner.optimizer.load_state_dict(saved["optimizer"])
+            load_optimizer_state(learner.optimizer, saved["optimizer"])
             if saved["sample_weight"] is not None:
                 learner.sample_weight = saved["sample_weight"].to(device)
+            if saved.get("scaler") and learner.scaler.is_enabled():  # {} from a run without amp
+                learner.scaler.load_state_dict(saved["scaler"])
         restore_rng(resume["rng"], shuffle, augment_generator)
         best = resume["best"]
         progress = Progress(resume["epoch"], best["value"], best["epoch"])
@@ -198,7 +212,7 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
         lr = settings.lr * lr_factor(settings.lr_schedule, epoch - 1, planned)
         for learner in learners:
             set_lr(learner.optimizer, lr)
-        scores = run_epoch(committees, settings, shuffle, augment, data.n_classes)
+        scores = run_epoch(committees, settings, shuffle, augment, data.n_classes, ranks)
         metrics = {"epoch": epoch, **scores, "planned_epochs": planned, "early_stopped": False}
         if epoch == 1 and transfer.report is not None:
             metrics["transfer_loaded"] = len(transfer.report["loaded"])
@@ -209,7 +223,7 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
         progress = progress.after(epoch, metrics[context.metric], context.mode)
         patience = settings.early_stopping_patience
         metrics["early_stopped"] = stop = patience > 0 and progress.epochs_without_improvement >= patience
-        if stop or epoch == planned or epoch % context.checkpoint_every == 0:
+        if (stop or epoch == planned or epoch % context.checkpoint_every == 0) and ranks.writes_checkpoints:
             with tempfile.TemporaryDirectory(prefix="tunerd-ckpt-") as folder:
                 save_checkpoint({
                     **record, "epoch": epoch, "planned_epochs": planned, "metrics": metrics,
@@ -217,7 +231,8 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
                              "epoch": progress.best_epoch},
                     "model": predictor.state_dict(),
                     "learners": [{"optimizer": learner.optimizer.state_dict(),
-                                  "sample_weight": learner.sample_weight} for learner in learners],
+                                  "sample_weight": learner.sample_weight,
+                                  "scaler": learner.scaler.state_dict()} for learner in learners],
                     "scheduler": {"lr_schedule": settings.lr_schedule, "base_lr": settings.lr,
                                   "planned_epochs": planned},
                     "rng": rng_state(shuffle, augment_generator),
@@ -230,26 +245,27 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
 
 
 def run_epoch(committees: list[Committee], settings: TrainingConfig, shuffle: torch.Generator,
-              augment: Callable[[Tensor], Tensor] | None, n_classes: int) -> dict[str, Any]:
-    """Every learner trains one epoch, every committee is scored; the trial's scores, standard keys first."""
+              augment: Callable[[Tensor], Tensor] | None, n_classes: int, ranks: Ranks = Ranks()) -> dict[str, Any]:
+    """Every learner trains one epoch, every committee is scored; the trial's scores, standard keys first
+    (rank 0's on every rank of a multi-worker trial)."""
     stats: list[EpochStats] = []
     scores = []
     for committee in committees:
-        trained = [train_epoch(learner, committee.train, settings, shuffle, augment)
+        trained = [train_epoch(learner, committee.train, settings, shuffle, augment, ranks)
                    for learner in committee.learners]
         stats.extend(trained)
         scores.append(score(committee, trained, n_classes))
     summary = summarise(scores)
     train_loss, train_accuracy = summary.pop("train_loss"), summary.pop("train_accuracy")
     val_loss, val_accuracy = summary.pop("val_loss"), summary.pop("val_accuracy")
-    return {
+    return ranks.from_rank0({
         "train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
         "val_accuracy": val_accuracy, "generalization_gap": train_accuracy - val_accuracy,
         "samples_per_s": sum(s.samples for s in stats) / max(sum(s.seconds for s in stats), 1e-9),
         # the last step can break the weights too, hence the val loss
         "diverged": not (all(s.finite for s in stats) and math.isfinite(val_loss)),
         **summary,
-    }
+    }, committees[0].val.y.device)
 
 
 class Transfer:
@@ -280,9 +296,11 @@ class Transfer:
 
 
 def new_committee(knobs: Knobs, data: Dataset, fold: int, seed: int, device: torch.device,
-                  transfer: Transfer) -> Committee:
-    """Fresh learners for one fold: one model, or an ensemble's members with their rows and weights."""
+                  transfer: Transfer, ranks: Ranks = Ranks()) -> Committee:
+    """Fresh learners for one fold: one model, or an ensemble's members with their rows and weights (each
+    model in DDP of its own in a multi-worker trial, so ensembles and folds train data-parallel too)."""
     settings, ensemble = knobs.training, knobs.ensemble
+    amp = amp_enabled(settings.amp, device)
     data = data.to(device)
     train, val = Split.of(data.x_train, data.y_train, data.kind), Split.of(data.x_val, data.y_val, data.kind)
     method = ensemble.method if ensemble is not None else "single"
@@ -291,8 +309,10 @@ def new_committee(knobs: Knobs, data: Dataset, fold: int, seed: int, device: tor
         model = build_model(knobs.family, knobs.model, data.input_shape, data.n_classes)
         transfer(model)
         model.to(device)
-        optimizer = make_optimizer(settings.optimizer, trainable_parameters(model), settings.lr, settings.momentum)
-        learner = Learner(model, optimizer, penalised_weights(model))
+        optimizer = make_optimizer(settings.optimizer, trainable_parameters(model), settings.lr, settings.momentum,
+                                   fused=amp)
+        learner = Learner(model, optimizer, penalised_weights(model), net=ranks.wrap(model),
+                          scaler=new_scaler(device, amp))
         if ensemble is not None:
             learner.rows = member_rows(method, ensemble.sample_fraction, len(train.y), (seed, fold, member))
         if method == "boosting":
@@ -329,7 +349,7 @@ def cross_validated(committees: list[Committee], data: Dataset, parts: list[Data
 
 
 def train_epoch(learner: Learner, split: Split, settings: TrainingConfig, shuffle: torch.Generator,
-                augment: Callable[[Tensor], Tensor] | None = None) -> EpochStats:
+                augment: Callable[[Tensor], Tensor] | None = None, ranks: Ranks = Ranks()) -> EpochStats:
     """One pass over the learner's training rows in shuffled mini-batches indexed straight from memory.
 
     `loss` and `accuracy` are running means over the epoch's batches (unweighted cross-entropy without
@@ -339,8 +359,11 @@ def train_epoch(learner: Learner, split: Split, settings: TrainingConfig, shuffl
     host sync; a non-finite loss is therefore noticed at the end of its epoch.
     A trailing batch of one sample is skipped (batch norm cannot train on it); which sample that is
     changes every epoch.
+    Data-parallel (`ranks`): this rank steps through its shard of the order with its share of the batch,
+    DDP averages the gradients, and the scores are the means over every rank's rows.
     """
     model, optimizer, weight, lengths = learner.model, learner.optimizer, learner.sample_weight, split.lengths
+    net, scaler = model if learner.net is None else learner.net, learner.scaler
     penalised = learner.penalised if settings.l1 > 0 or settings.l2 > 0 else None
     clip = settings.grad_clip
     model.train()
@@ -348,7 +371,8 @@ def train_epoch(learner: Learner, split: Split, settings: TrainingConfig, shuffl
     order = torch.randperm(len(split.y) if learner.rows is None else len(learner.rows), generator=shuffle)
     if learner.rows is not None:
         order = learner.rows[order]
-    batches = list(order.split(settings.batch_size))
+    order = ranks.shard(order)
+    batches = list(order.split(ranks.local_batch_size(settings.batch_size)))
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches.pop()
     if lengths is not None:
@@ -361,23 +385,29 @@ def train_epoch(learner: Learner, split: Split, settings: TrainingConfig, shuffl
         inputs, targets = split.x[index], split.y[index]
         if augment is not None:
             inputs = augment(inputs)
-        logits = model(inputs) if lengths is None else model(inputs, lengths[rows])
-        if weight is None:
-            objective = F.cross_entropy(logits, targets)
-        else:
-            objective = (F.cross_entropy(logits, targets, reduction="none") * weight[index]).mean()
-        if penalised is not None:
-            objective = objective + weight_penalty(penalised, settings.l1, settings.l2)
+        with torch.autocast(split.x.device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+            logits = net(inputs) if lengths is None else net(inputs, lengths[rows])
+            if weight is None:
+                objective = F.cross_entropy(logits, targets)
+            else:
+                objective = (F.cross_entropy(logits, targets, reduction="none") * weight[index]).mean()
+            if penalised is not None:
+                objective = objective + weight_penalty(penalised, settings.l1, settings.l2)
         optimizer.zero_grad(set_to_none=True)
-        objective.backward()
+        scaler.scale(objective).backward()
         if clip > 0:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         outputs.append(logits.detach())
+    ranks.sync_buffers(model)
     with torch.no_grad():
-        loss, accuracy = to_floats(*loss_and_accuracy(torch.cat(outputs), split.y[order]))
+        scores = torch.stack(loss_and_accuracy(torch.cat(outputs).float(), split.y[order]))
+        means, samples = ranks.weighted_mean(scores, len(order))
+        loss, accuracy, samples = to_floats(*means, samples)
     elapsed = time.perf_counter() - started  # after .item(): waits for queued GPU work
-    return EpochStats(loss, accuracy, len(order), elapsed)
+    return EpochStats(loss, accuracy, int(samples), elapsed)
 
 
 def score(committee: Committee, trained: list[EpochStats], n_classes: int) -> dict[str, float]:

@@ -1,7 +1,13 @@
-"""How parameters are updated: optimizers, the learning-rate schedule and the weight penalties.
+"""How parameters are updated: optimizers, mixed precision, the learning-rate schedule and the weight penalties.
 
 The schedule is a pure function of the epoch (as in nanoGPT's `get_lr`), so the epoch stored in a
 checkpoint is the whole scheduler state and resuming cannot drift.
+
+Mixed precision (`amp`) is float16 autocast with a `GradScaler`, on CUDA only. The scaler skips a step
+whose gradients overflowed; deciding that needs the host to read a flag every step, unless the optimizer
+takes the decision itself on the GPU: so with `amp` the optimizers that have a fused implementation
+(adam, adamw, sgd) use it, and training keeps its no-host-sync-per-batch property. rmsprop has none: with
+`amp` it waits for the GPU once per step.
 """
 from __future__ import annotations
 
@@ -20,6 +26,12 @@ OPTIMIZERS: dict[str, OptimizerFactory] = {
     "sgd": lambda params, lr, momentum: torch.optim.SGD(params, lr=lr, momentum=momentum),
     "rmsprop": lambda params, lr, momentum: torch.optim.RMSprop(params, lr=lr, momentum=momentum),
 }
+#: the same optimizers' fused implementations (one kernel per step, and GradScaler's overflow check on the GPU)
+FUSED: dict[str, OptimizerFactory] = {
+    "adam": lambda params, lr, momentum: torch.optim.Adam(params, lr=lr, fused=True),
+    "adamw": lambda params, lr, momentum: torch.optim.AdamW(params, lr=lr, fused=True),
+    "sgd": lambda params, lr, momentum: torch.optim.SGD(params, lr=lr, momentum=momentum, fused=True),
+}
 
 LR_SCHEDULES = ("none", "cosine", "step")
 
@@ -27,9 +39,32 @@ LR_SCHEDULES = ("none", "cosine", "step")
 STEP_GAMMA = 0.1
 
 
-def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, momentum: float) -> torch.optim.Optimizer:
-    """The optimizer `name`; `momentum` only matters to sgd and rmsprop (Adam's betas are left alone)."""
-    return OPTIMIZERS[name](params, lr, momentum)
+def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, momentum: float, *,
+                   fused: bool = False) -> torch.optim.Optimizer:
+    """The optimizer `name`; `momentum` only matters to sgd and rmsprop (Adam's betas are left alone).
+    `fused`: its fused implementation where it has one (meant for mixed precision on CUDA)."""
+    return (FUSED if fused and name in FUSED else OPTIMIZERS)[name](params, lr, momentum)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """`optimizer.load_state_dict(state)`, keeping the implementation it was built with: a saved param group
+    brings its `fused` flag along, and a fused optimizer (which GradScaler hands the overflow flag) that
+    loaded a non-fused state (a CPU checkpoint resumed on CUDA) would fail its first step."""
+    optimizer.load_state_dict(state)
+    if "fused" in optimizer.defaults:
+        for group in optimizer.param_groups:
+            group["fused"] = optimizer.defaults["fused"]
+
+
+def amp_enabled(amp: bool | None, device: torch.device) -> bool:
+    """Mixed precision runs on CUDA only: on by default there (`amp` None), off with `amp: false`; on the
+    CPU `amp` has no effect (float16 autocast is slow there and a GradScaler has nothing to do)."""
+    return device.type == "cuda" and amp is not False
+
+
+def new_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
+    """A GradScaler; disabled, its `scale`, `unscale_`, `step` and `update` are plain pass-throughs."""
+    return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
 def lr_factor(schedule: str, epoch: int, planned_epochs: int) -> float:

@@ -237,9 +237,12 @@ def _download_best(storage: str, name: str) -> Path | None:
 
     base, _, query = storage.partition("?")
     uri = f"{base.rstrip('/')}/{name}/{BEST_FOLDER}" + (f"?{query}" if query else "")
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
-    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.Directory:
-        experiment = filesystem.get_file_info(path.rsplit("/", 1)[0])
+    try:
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
+        found, experiment = filesystem.get_file_info([path, path.rsplit("/", 1)[0]])
+    except (OSError, ValueError) as exc:  # unreachable, no credentials, a bad URI
+        raise ValueError(f"init_from: cannot look up experiment {name!r} in storage {storage}: {exc}") from None
+    if found.type != pyarrow.fs.FileType.Directory:
         if experiment.type == pyarrow.fs.FileType.Directory:
             raise ValueError(f"init_from: experiment {name!r} in {storage} has no {BEST_FOLDER}/ folder yet "
                              f"(looked for {uri}); it is written when the experiment finishes")

@@ -5,6 +5,7 @@ import os
 from typing import Any
 
 from tunerd import client, runner, spec as speclib
+from tunerd.errors import UsageError
 from tunerd.space import Choice, Distribution, Grid, flatten
 from tunerd.spec import Experiment
 
@@ -44,7 +45,8 @@ def plan(experiment: Experiment) -> dict[str, Any]:
         f"reduction_factor {spec.scheduler.reduction_factor:g}, max_t {spec.stop.max_epochs})",
         "trials": experiment.trial_count,
         "max_concurrent": spec.search.max_concurrent or "as resources allow",
-        "resources per trial": f"cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu:g}",
+        "resources per trial": f"cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu:g}" if spec.resources.workers == 1
+        else f"{spec.resources.workers} workers, each cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu:g}",
         "searched": searched,
         "constants": constants,
         "results": runner.experiment_location(experiment).where,
@@ -53,7 +55,7 @@ def plan(experiment: Experiment) -> dict[str, Any]:
 
 def launch(experiment: Experiment | str | os.PathLike[str], *, address: str | None = None,
            overwrite: bool = False, quiet: bool = False, num_cpus: int | None = None,
-           shared_storage: bool = False) -> runner.Outcome:
+           shared_storage: bool = False, json_lines: bool = False) -> runner.Outcome:
     """Run an experiment (a loaded `Experiment` or a file path) to the end; returns its `Outcome`.
 
     `shared_storage=True` says a folder `storage` is mounted on every node of the cluster at `address`."""
@@ -61,6 +63,33 @@ def launch(experiment: Experiment | str | os.PathLike[str], *, address: str | No
         experiment = load(experiment)
     if address is not None and client.is_client_address(address):
         return client.launch(experiment, address=address, overwrite=overwrite, quiet=quiet,
-                             shared_storage=shared_storage)
+                             shared_storage=shared_storage, json_lines=json_lines)
     return runner.launch(experiment, address=address, overwrite=overwrite, quiet=quiet, num_cpus=num_cpus,
-                         shared_storage=shared_storage)
+                         shared_storage=shared_storage, json_lines=json_lines)
+
+
+def resume(name: str, *, storage: str | None = None, address: str | None = None, quiet: bool = False,
+           num_cpus: int | None = None, shared_storage: bool = False, json_lines: bool = False) -> runner.Outcome:
+    """Finish the interrupted or crashed experiment `name` from its files in the storage (`tunerd resume`).
+
+    The experiment runs as it was launched: its resolved `spec.yaml` is read back from the storage."""
+    import tempfile
+
+    from tunerd.report import read_summary
+    from tunerd.storage import read_text
+
+    if address is not None and client.is_client_address(address):
+        raise UsageError("--address ray://: resume runs where the experiment's files are; run it on the head "
+                         "node, or join with --address HOST:PORT")
+    root = speclib.resolve_storage(storage, None)
+    read_summary(root, name)  # a missing experiment: a UsageError naming the storage and close names
+    text = read_text(root, f"{name}/spec.yaml")
+    if text is None:
+        raise UsageError(f"experiment {name!r} in {root} has no spec.yaml: it cannot be resumed")
+    with tempfile.TemporaryDirectory(prefix="tunerd-resume-") as folder:
+        path = os.path.join(folder, "spec.yaml")
+        with open(path, "w") as handle:
+            handle.write(text)
+        experiment = load(path, name=name, storage=root)
+    return runner.resume(experiment, address=address, quiet=quiet, num_cpus=num_cpus, shared_storage=shared_storage,
+                         json_lines=json_lines)

@@ -16,6 +16,7 @@ from typing import Any
 import ray
 
 from tunerd import runner
+from tunerd.auth import use_token_if_present
 from tunerd.errors import TunerdError, UsageError
 from tunerd.spec import Experiment
 
@@ -25,14 +26,14 @@ def is_client_address(address: str) -> bool:
 
 
 def launch(experiment: Experiment, *, address: str, overwrite: bool = False, quiet: bool = False,
-           shared_storage: bool = False) -> runner.Outcome:
+           shared_storage: bool = False, json_lines: bool = False) -> runner.Outcome:
     """Connect to the cluster at `address` (ray://), run the experiment on its head node, disconnect."""
     runner.check_trainable(experiment)  # a wrong module:function fails here, before connecting
-    runner.use_token_if_present()
+    use_token_if_present()
     _connect(address, _runtime_env(experiment), quiet=quiet)
     try:
         task = ray.remote(num_cpus=0)(_launch_on_head).options(scheduling_strategy=_on_head_node())
-        reference = task.remote(experiment, overwrite, quiet, shared_storage)
+        reference = task.remote(experiment, overwrite, quiet, shared_storage, json_lines)
         try:
             return ray.get(reference)
         except KeyboardInterrupt:
@@ -49,8 +50,8 @@ def launch(experiment: Experiment, *, address: str, overwrite: bool = False, qui
 
 def _connect(address: str, runtime_env: dict[str, Any], *, quiet: bool, attempts: int = 3) -> None:
     """Ray Client connects through a proxy that starts one server process per client. On a busy head that
-    start sometimes fails at once ("Starting Ray client server failed"); a new connection gets a new
-    server, so a failed one is tried again, a few times, before giving up."""
+    start sometimes fails at once ("Starting Ray client server failed", or psutil losing the new process);
+    a new connection gets a new server, so a failed one is tried again, a few times, before giving up."""
     for attempt in range(1, attempts + 1):
         try:
             # the workers' log level travels in the job config (Ray Client drops ray.init's
@@ -59,16 +60,18 @@ def _connect(address: str, runtime_env: dict[str, Any], *, quiet: bool, attempts
                      logging_config=ray.LoggingConfig(log_level="ERROR"))
             return
         except ConnectionError as exc:
-            if attempt == attempts or "Starting Ray client server failed" not in str(exc):
+            if attempt == attempts:
                 raise TunerdError(f"--address {address}: cannot connect to the Ray Client server "
                                   f"({str(exc).strip().splitlines()[-1]})") from None
             time.sleep(2.0 * attempt)
 
 
-def _launch_on_head(experiment: Experiment, overwrite: bool, quiet: bool, shared_storage: bool) -> runner.Outcome:
+def _launch_on_head(experiment: Experiment, overwrite: bool, quiet: bool, shared_storage: bool,
+                    json_lines: bool) -> runner.Outcome:
     # inside the cluster Ray is already initialised: `ray_session` joins it as it is ("auto"), and
     # resources are judged as on any joined cluster (an autoscaler may add nodes)
-    return runner.launch(experiment, address="auto", overwrite=overwrite, quiet=quiet, shared_storage=shared_storage)
+    return runner.launch(experiment, address="auto", overwrite=overwrite, quiet=quiet, shared_storage=shared_storage,
+                         json_lines=json_lines)
 
 
 def _on_head_node() -> Any:

@@ -1,17 +1,21 @@
 """The live progress view of `tunerd launch`, in place of Ray's log tables.
 
-One line per trial that ends (how and with what score), and a status line (running / done / stopped early /
-errors / best so far): redrawn in place on a terminal, printed every `interval_s` otherwise.
+On a terminal: a compact table redrawn in place — a status line (running / done / stopped early / errors /
+pending, best so far, elapsed and estimated remaining) and one line per running trial (epoch and metric) —
+plus one line per trial that ends. Elsewhere (a log file, CI) the same table is printed every `interval_s`.
+`json_lines`: one JSON object per event on stdout, for scripts, and nothing else.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
+from typing import Any
 
 import click
 from ray.tune import Callback
 
-from tunerd.results import ExperimentRecord, TrialRecord
+from tunerd.results import ExperimentRecord, TrialRecord, is_finite_number
 
 
 def short_id(trial_id: str) -> str:
@@ -31,51 +35,131 @@ def describe_end(record: TrialRecord, metric: str) -> str:
     return f"errored        {record.error}"
 
 
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
 class ProgressView(Callback):
-    def __init__(self, record: ExperimentRecord, *, quiet: bool = False, interval_s: float | None = None) -> None:
+    def __init__(self, record: ExperimentRecord, *, quiet: bool = False, json_lines: bool = False,
+                 interval_s: float | None = None, max_epochs: int | None = None) -> None:
         self.record = record
         self.quiet = quiet
-        self.live = sys.stdout.isatty()
+        self.json_lines = json_lines
+        self.live = sys.stdout.isatty() and not json_lines
         self.interval_s = interval_s if interval_s is not None else (0.5 if self.live else 30.0)
+        self.max_epochs = max_epochs
         self._start = time.monotonic()
         self._last = 0.0
-        self._drawn = False
+        self._drawn_lines = 0
+
+    # --- what is shown --------------------------------------------------------------------------------------
+    def remaining_s(self) -> float | None:
+        """Elapsed time scaled by the share of the work done (ended trials count whole, running ones by their
+        epochs): a rough estimate, pessimistic under ASHA, which ends most trials early."""
+        total = self.record.trial_count
+        if not total:
+            return None
+        done = 0.0
+        for trial in self.record.trials.values():
+            if trial.status in ("finished", "stopped", "diverged", "errored"):
+                done += 1
+            elif trial.status == "running" and trial.epochs:
+                planned = trial.planned_epochs or self.max_epochs
+                done += min(1.0, trial.epochs / planned) if planned else 0.0
+        if done <= 0:
+            return None
+        elapsed = time.monotonic() - self._start
+        return max(0.0, elapsed * (total - done) / done)
 
     def status_line(self) -> str:
         counts = self.record.counts()
-        elapsed = int(time.monotonic() - self._start)
-        parts = [f"[{elapsed // 60:02d}:{elapsed % 60:02d}]",
+        parts = [f"[{clock(time.monotonic() - self._start)}]",
                  f"running {counts['running']}",
                  f"done {counts['finished']}",
                  f"stopped early {counts['stopped']}",
                  f"diverged {counts['diverged']}" if counts["diverged"] else "",
                  f"errors {counts['errored']}",
-                 f"pending {counts['pending']}"]
+                 f"pending {max(0, self.record.trial_count - sum(counts.values())) + counts['pending']}"]
         best = self.record.best()
         if best is not None:
             parts.append(f"best {self.record.metric} {best.best[self.record.metric]:.4f} "
                          f"(trial {short_id(best.trial_id)})")
+        remaining = self.remaining_s()
+        if remaining is not None and counts["running"] + counts["pending"]:
+            parts.append(f"~{clock(remaining)} left")
         return "  ".join(p for p in parts if p)
 
-    def _emit(self, text: str, *, transient: bool = False) -> None:
-        if self.quiet:
+    def running_lines(self) -> list[str]:
+        lines = []
+        for trial in sorted(self.record.trials.values(), key=lambda t: t.index):
+            if trial.status != "running":
+                continue
+            value = trial.last.get(self.record.metric)
+            planned = trial.planned_epochs or self.max_epochs
+            epoch = f"epoch {trial.epochs}/{planned}" if planned else f"epoch {trial.epochs}"
+            score = f"{self.record.metric}={value:.4f}" if is_finite_number(value) else "starting"
+            lines.append(f"    {short_id(trial.trial_id)}  running  {epoch:<12} {score}")
+        return lines
+
+    # --- drawing ---------------------------------------------------------------------------------------------
+    def _event(self, event: str, **fields: Any) -> None:
+        click.echo(json.dumps({"event": event, "time": round(time.time(), 3), **fields}, default=str))
+
+    def _table(self) -> None:
+        if self.quiet or self.json_lines:
+            return
+        lines = [self.status_line(), *self.running_lines()]
+        if self.live:
+            self._erase()
+            click.echo("\n".join(lines))
+            self._drawn_lines = len(lines)
+        else:
+            click.echo("\n".join(lines))
+
+    def _erase(self) -> None:
+        """Move up over the table drawn last and clear it, so it is redrawn in place."""
+        if self._drawn_lines:
+            click.echo(f"\033[{self._drawn_lines}F\033[J", nl=False)
+            self._drawn_lines = 0
+
+    def _line(self, text: str) -> None:
+        if self.quiet or self.json_lines:
             return
         if self.live:
-            click.echo("\r\033[2K" + text, nl=not transient)
-            self._drawn = transient
-        else:
-            click.echo(text)
+            self._erase()
+        click.echo(text)
 
+    # --- Ray Tune callbacks ----------------------------------------------------------------------------------
     def on_step_end(self, iteration, trials, **info):
         now = time.monotonic()
         if now - self._last >= self.interval_s:
             self._last = now
-            self._emit(self.status_line(), transient=True)
+            if self.json_lines:
+                self._event("status", counts=self.record.counts(), trial_count=self.record.trial_count,
+                            remaining_s=self.remaining_s())
+            else:
+                self._table()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if self.json_lines:
+            self._event("trial_start", trial_id=trial.trial_id, config=trial.config)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.json_lines:
+            record = self.record.trials.get(trial.trial_id)
+            self._event("result", trial_id=trial.trial_id, metrics=record.last if record else {})
 
     def _trial_ended(self, trial) -> None:
         record = self.record.trials.get(trial.trial_id)
-        if record is not None:
-            self._emit(f"  trial {short_id(trial.trial_id)}  {describe_end(record, self.record.metric)}")
+        if record is None:
+            return
+        if self.json_lines:
+            self._event("trial_end", trial_id=trial.trial_id, status=record.status, epochs=record.epochs,
+                        best=record.best, error=record.error)
+        else:
+            self._line(f"  trial {short_id(trial.trial_id)}  {describe_end(record, self.record.metric)}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._trial_ended(trial)
@@ -84,7 +168,12 @@ class ProgressView(Callback):
         self._trial_ended(trial)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self._emit(f"  trial {short_id(trial.trial_id)}  failed, retrying from its last checkpoint")
+        if self.json_lines:
+            self._event("trial_retry", trial_id=trial.trial_id)
+        else:
+            self._line(f"  trial {short_id(trial.trial_id)}  failed, retrying from its last checkpoint")
 
     def on_experiment_end(self, trials, **info):
-        self._emit(self.status_line())
+        if not self.json_lines:
+            self._table()
+            self._drawn_lines = 0  # the last table stays on screen

@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -111,6 +111,21 @@ class ExperimentRecord:
         self.best_checkpoint: str | None = None
         self.test: dict[str, Any] | None = None
         self.extra: dict[str, Any] = {}
+
+    @classmethod
+    def from_summary(cls, folder: str | os.PathLike[str], summary: dict[str, Any],
+                     on_write: Callable[[Path], None] | None = None) -> "ExperimentRecord":
+        """The record a killed or interrupted run left in `summary.json`, to go on with (`tunerd resume`)."""
+        record = cls(folder, name=summary["name"], metric=summary["metric"], mode=summary["mode"],
+                     trial_count=summary["trial_count"], started=summary.get("started"), on_write=on_write)
+        known = {f.name for f in fields(TrialRecord)}
+        for trial in summary.get("trials", []):
+            record.trials[trial["trial_id"]] = TrialRecord(**{k: v for k, v in trial.items() if k in known})
+        record.test = summary.get("test")
+        reserved = {"name", "state", "metric", "mode", "started", "updated", "trial_count", "counts", "best",
+                    "test", "trials", "error", "driver"}
+        record.extra = {k: v for k, v in summary.items() if k not in reserved}
+        return record
 
     # --- updates ------------------------------------------------------------------------------------------
     def trial(self, trial_id: str, config: dict[str, Any]) -> TrialRecord:

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import sysconfig
 import threading
@@ -24,9 +25,14 @@ import ray
 import yaml
 from ray import tune
 from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from ray.tune.search import Searcher
 
+from tunerd.auth import use_token_if_present
 from tunerd.errors import TunerdError, UsageError
 from tunerd.progress import ProgressView
+from tunerd.reaper import OrphanReaper
+from tunerd.report import driver_identity, process_alive
+from tunerd.resources import fit, max_concurrent, misfit_message
 from tunerd.results import ExperimentRecord, RecordCallback, is_finite_number, write_atomic
 from tunerd.schedulers import build_scheduler, build_stopper
 from tunerd.searchers import build_search
@@ -83,19 +89,6 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         ray.shutdown()
 
 
-def use_token_if_present() -> None:
-    """Ray 2.60 clusters use token authentication, but `ray.init(address=...)` sends the token only in
-    `token` mode: turn it on when a token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token),
-    the way `ray start` does, unless RAY_AUTH_MODE says otherwise."""
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-    except ImportError:  # a Ray without token authentication
-        return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-
-
 def _worker_pythonpath() -> str:
     """Workers of the embedded Ray import a user's `module:function` from the folder tunerd runs in."""
     return os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
@@ -147,6 +140,8 @@ def build_trainable(experiment: Experiment) -> Any:
         context = TrialContext(trainable=spec.trainable, data=data, seed=spec.seed,
                                max_epochs=spec.stop.max_epochs, checkpoint_every=spec.checkpoint.every,
                                metric=spec.metric, mode=spec.mode, storage=experiment.storage)
+        if spec.resources.workers > 1:
+            return _distributed_trainable(experiment, context)
         function = tune.with_parameters(train_builtin, context=context)
     else:
         function = user_function(spec.trainable)
@@ -155,18 +150,31 @@ def build_trainable(experiment: Experiment) -> Any:
     return tune.with_resources(function, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
+def _distributed_trainable(experiment: Experiment, context: Any) -> Any:
+    """A multi-worker trial: a Tune actor that reserves nothing and runs its Ray Train workers (see
+    `trainables.distributed`); the Train runs keep their scratch under the experiment, where every node
+    writes (a folder every node mounts, or the URI)."""
+    from trainables.distributed import DRIVER_RESOURCES, DistributedTrial, WorkerGroup
+
+    resources = experiment.spec.resources
+    base, _, query = experiment_location(experiment).where.partition("?")
+    group = WorkerGroup(workers=resources.workers, cpu=resources.cpu, gpu=resources.gpu,
+                        storage=f"{base}/train_runs" + (f"?{query}" if query else ""))
+    trial = tune.with_parameters(DistributedTrial, context=context, group=group)
+    return tune.with_resources(trial, tune.PlacementGroupFactory([DRIVER_RESOURCES]))
+
+
 def check_resources(experiment: Experiment, *, joined: bool) -> None:
-    """A trial that fits on no node would wait forever: say so before any trial starts.
+    """A trial that fits on no node (a multi-worker trial: whose workers the cluster cannot hold together)
+    would wait forever: say so before any trial starts.
 
     On a cluster that was joined, an autoscaler may still add a node that fits: there it is a warning.
     """
-    wanted = {"CPU": experiment.spec.resources.cpu, "GPU": experiment.spec.resources.gpu}
-    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-    if any(all(node.get(kind, 0) >= amount for kind, amount in wanted.items() if amount) for node in nodes):
+    resources = experiment.spec.resources
+    found = fit(resources, ray.nodes())
+    if found.fits:
         return
-    largest = {kind: max((node.get(kind, 0) for node in nodes), default=0) for kind in wanted}
-    message = (f"resources: a trial asks for cpu {wanted['CPU']:g}, gpu {wanted['GPU']:g} but the largest node "
-               f"of the Ray cluster has cpu {largest['CPU']:g}, gpu {largest['GPU']:g}")
+    message = misfit_message(resources, found)
     if not joined:
         raise UsageError(message)
     log.warning("%s; trials will wait for a node that fits (autoscaler?)", message)
@@ -193,17 +201,22 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _callbacks(experiment: Experiment, record: ExperimentRecord, quiet: bool) -> list[Any]:
+def _callbacks(experiment: Experiment, record: ExperimentRecord, quiet: bool, json_lines: bool = False) -> list[Any]:
     callbacks: list[Any] = [RecordCallback(record, max_epochs=experiment.spec.stop.max_epochs)]
     if experiment.spec.tensorboard:
         callbacks.append(HParamsTensorBoardCallback(experiment.spec.metric))
-    callbacks.append(ProgressView(record, quiet=quiet))
+    callbacks.append(ProgressView(record, quiet=quiet, json_lines=json_lines,
+                                  max_epochs=experiment.spec.stop.max_epochs))
+    if experiment.spec.resources.workers > 1:
+        callbacks.append(OrphanReaper())  # the workers of a trial whose process died (see tunerd.reaper)
     return callbacks
 
 
-def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool) -> tune.Tuner:
+def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool,
+                json_lines: bool = False) -> tune.Tuner:
     spec = experiment.spec
-    search_alg, param_space = build_search(experiment)
+    concurrent = max_concurrent(spec.resources, spec.search.max_concurrent, ray.nodes())
+    search_alg, param_space = build_search(experiment, max_concurrent=concurrent)
     return tune.Tuner(
         build_trainable(experiment),
         param_space=param_space,
@@ -213,9 +226,12 @@ def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool
             search_alg=search_alg,
             scheduler=build_scheduler(spec),
             num_samples=experiment.num_samples,
-            max_concurrent_trials=spec.search.max_concurrent,
+            # the variant generator (grid, random) got it already; Tune would only warn that it ignores it
+            max_concurrent_trials=concurrent if isinstance(search_alg, Searcher) else None,
             time_budget_s=spec.stop.time_budget_s,
-            reuse_actors=True,
+            # a reused trial actor is kept without being stopped: a multi-worker trial's Train run (and its
+            # workers' CPUs) would live on in it, so those trials get a fresh actor each
+            reuse_actors=spec.resources.workers == 1,
             trial_dirname_creator=trial_dirname,
         ),
         run_config=RunConfig(
@@ -226,14 +242,15 @@ def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool
                                                checkpoint_score_attribute=spec.metric,
                                                checkpoint_score_order=spec.mode),
             failure_config=FailureConfig(max_failures=spec.failures.max_retries),
-            callbacks=_callbacks(experiment, record, quiet),
+            callbacks=_callbacks(experiment, record, quiet, json_lines),
             verbose=0,
         ),
     )
 
 
 def launch(experiment: Experiment, *, address: str | None = None, overwrite: bool = False,
-           quiet: bool = False, num_cpus: int | None = None, shared_storage: bool = False) -> Outcome:
+           quiet: bool = False, num_cpus: int | None = None, shared_storage: bool = False,
+           json_lines: bool = False) -> Outcome:
     """Run the experiment to the end and write its record; see `Outcome` for what comes back.
 
     `shared_storage` says that a plain folder `storage` is mounted at the same path on every node of the
@@ -252,22 +269,108 @@ def launch(experiment: Experiment, *, address: str | None = None, overwrite: boo
         record = ExperimentRecord(folder, name=experiment.name, metric=experiment.spec.metric,
                                   mode=experiment.spec.mode, trial_count=experiment.trial_count,
                                   on_write=location.publish)
+        tuner = build_tuner(experiment, record, quiet=quiet, json_lines=json_lines)
+        return _run(experiment, record, location, tuner, embedded=not address)
+
+
+def resume(experiment: Experiment, *, address: str | None = None, quiet: bool = False,
+           num_cpus: int | None = None, shared_storage: bool = False, json_lines: bool = False) -> Outcome:
+    """Finish an interrupted or crashed experiment with Ray Tune's `Tuner.restore`: finished trials are
+    kept (not re-run), unfinished and errored ones continue from their last checkpoint, the searcher
+    continues from its saved state, and tunerd's record goes on from its `summary.json`."""
+    from tunerd.report import effective_state, read_summary
+
+    location = experiment_location(experiment)
+    previous = read_summary(experiment.storage, experiment.name)
+    state = effective_state(previous)
+    driver = previous.get("driver") or {}
+    if state == "running":
+        raise UsageError(f"experiment '{experiment.name}' is still running (pid {driver.get('pid')} on "
+                         f"{driver.get('host')}); stop it first (Ctrl-C) or wait")
+    if state == "finished":
+        raise UsageError(f"experiment '{experiment.name}' has already finished; nothing to resume")
+    stop_orphaned_ray(driver)
+    check_trainable(experiment)
+    with ray_session(address, num_cpus):
+        check_storage_reachable(experiment, shared=shared_storage)
+        check_resources(experiment, joined=address is not None)
+        record = ExperimentRecord.from_summary(location.local, previous, on_write=location.publish)
+        tuner = tune.Tuner.restore(location.where, trainable=build_trainable(experiment), resume_unfinished=True,
+                                   resume_errored=True)
+        # Ray pickles the run config, callbacks included, into tuner.pkl when the Tuner is created: the
+        # restored callbacks hold the record as it was then (empty). Tuner offers no public way to pass new
+        # callbacks to `restore`, so its run config (the same object `fit` uses) gets the current ones.
+        tuner._local_tuner.get_run_config().callbacks = _callbacks(experiment, record, quiet, json_lines)
+        return _run(experiment, record, location, tuner, embedded=not address)
+
+
+def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentLocation, tuner: tune.Tuner, *,
+         embedded: bool) -> Outcome:
+    """`Tuner.fit` with the record kept current, and the end of the run (export, test score) written."""
+    record.state = "running"
+    record.extra.pop("error", None)
+    # who runs it: `status` tells a killed driver by this, `resume` stops the Ray it leaves behind
+    record.extra["driver"] = {**driver_identity(), **({"ray": _embedded_ray()} if embedded else {})}
+    record.write()
+    try:
+        with _interrupt_watch() as interrupted:
+            results = tuner.fit()
+    except KeyboardInterrupt:
+        return _interrupted(record, location)
+    except Exception as exc:  # Ray's own failure (not a trial's): keep what is recorded
+        record.state = "failed"
+        record.extra["error"] = f"{type(exc).__name__}: {exc}"
         record.write()
-        tuner = build_tuner(experiment, record, quiet=quiet)
-        try:
-            with _interrupt_watch() as interrupted:
-                results = tuner.fit()
-        except KeyboardInterrupt:
-            return _interrupted(record, location)
-        except Exception as exc:  # Ray's own failure (not a trial's): keep what is recorded
-            record.state = "failed"
-            record.extra["error"] = f"{type(exc).__name__}: {exc}"
-            record.write()
-            location.publish_all()
-            raise TunerdError(f"the experiment failed: {type(exc).__name__}: {exc}") from exc
-        if interrupted[0]:
-            return _interrupted(record, location)
-        return _finish(experiment, record, location, results)
+        location.publish_all()
+        raise TunerdError(f"the experiment failed: {type(exc).__name__}: {exc}") from exc
+    if interrupted[0]:
+        return _interrupted(record, location)
+    return _finish(experiment, record, location, results)
+
+
+def _embedded_ray() -> dict[str, Any] | None:
+    """The processes of the Ray this driver started, each as [pid, start time], or None if unknown.
+
+    A driver killed with SIGKILL takes Ray's core processes with it, but the agents they started
+    (`ray::DashboardAgent`, `ray::RuntimeEnvAgent`) live on under init; `resume` stops them. The start time
+    makes sure a pid reused since then by another process is never touched.
+    """
+    try:
+        import psutil
+
+        node = ray._private.worker._global_node  # no public API lists a local Ray's processes
+        core = [psutil.Process(info.process.pid) for infos in node.all_processes.values() for info in infos]
+        processes = {p.pid: p for process in core for p in [process, *process.children(recursive=True)]}
+        return {"session": node.get_session_dir_path(),
+                "processes": sorted([pid, p.create_time()] for pid, p in processes.items())}
+    except Exception:
+        return None
+
+
+def stop_orphaned_ray(driver: dict[str, Any]) -> list[int]:
+    """Stop what is left of the embedded Ray of a driver that died without stopping it (same host, driver
+    pid gone): only the processes recorded at launch that still have their recorded start time."""
+    import psutil
+
+    recorded = (driver.get("ray") or {}).get("processes") or []
+    if not recorded or driver.get("host") != socket.gethostname() or process_alive(driver.get("pid")):
+        return []
+    ours = []
+    for pid, started in recorded:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            if abs(process.create_time() - started) < 0.5 and process.status() != psutil.STATUS_ZOMBIE:
+                ours.append(process)
+    for process in ours:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, still = psutil.wait_procs(ours, timeout=5)  # the agents may ignore SIGTERM
+    for process in still:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    if ours:
+        log.warning("stopped %d Ray processes left running by the killed driver", len(ours))
+    return [process.pid for process in ours]
 
 
 @contextlib.contextmanager

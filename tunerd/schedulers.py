@@ -6,7 +6,7 @@ so ASHA's rungs and `stop.max_epochs` are counted in epochs.
 from __future__ import annotations
 
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
-from ray.tune.stopper import CombinedStopper, MaximumIterationStopper, Stopper
+from ray.tune.stopper import CombinedStopper, Stopper
 
 from tunerd.spec import ExperimentSpec
 
@@ -36,6 +36,24 @@ class MedianStopping(MedianStoppingRule):
         return TrialScheduler.CONTINUE
 
 
+class MaxEpochsStopper(Stopper):
+    """Ends a trial at its `max_epochs`-th epoch (`training_iteration`, one report per epoch).
+
+    Ray's `MaximumIterationStopper` counts the results it has seen instead: a trial retried from a
+    checkpoint older than its last report (a class trainable is checkpointed after its result) reports
+    that epoch again, and would be cut one epoch short.
+    """
+
+    def __init__(self, max_epochs: int) -> None:
+        self.max_epochs = max_epochs
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return result.get(TIME_ATTR, 0) >= self.max_epochs
+
+    def stop_all(self) -> bool:
+        return False
+
+
 class TargetStopper(Stopper):
     """Ends the whole experiment once any trial reaches `target` (SPEC §1 `stop.target`).
 
@@ -58,7 +76,7 @@ class TargetStopper(Stopper):
 
 
 def build_stopper(spec: ExperimentSpec) -> Stopper:
-    stoppers: list[Stopper] = [MaximumIterationStopper(spec.stop.max_epochs)]
+    stoppers: list[Stopper] = [MaxEpochsStopper(spec.stop.max_epochs)]
     if spec.stop.target is not None:
         stoppers.append(TargetStopper(spec.metric, spec.mode, spec.stop.target))
     return CombinedStopper(*stoppers)

@@ -263,7 +263,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
 # Validation
 
 
-def _did_you_mean(word: Any, candidates: list[str] | tuple[str, ...]) -> str:
+def did_you_mean(word: Any, candidates: list[str] | tuple[str, ...]) -> str:
+    """' (did you mean 'x'?)' when a candidate is close to `word`, else ''."""
     close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -285,12 +286,12 @@ def _pydantic_problems(error: ValidationError) -> list[Problem]:
         if kind == "extra_forbidden":
             section = SECTIONS.get(".".join(str(p) for p in loc[:-1]))
             keys = list(section.model_fields) if section else []
-            message = f"unknown key{_did_you_mean(loc[-1], keys)}; allowed: {', '.join(keys)}"
+            message = f"unknown key{did_you_mean(loc[-1], keys)}; allowed: {', '.join(keys)}"
         elif kind == "missing":
             message = "required key is missing"
         elif kind == "literal_error":
             options = re.findall(r"'([^']*)'", item["ctx"]["expected"])
-            message = f"must be one of {', '.join(options)}; got {value!r}{_did_you_mean(value, options)}"
+            message = f"must be one of {', '.join(options)}; got {value!r}{did_you_mean(value, options)}"
         elif kind == "string_pattern_mismatch" and loc == ("name",):
             message = (f"must start with a letter or digit and hold only letters, digits, '_', '.', '-' "
                        f"(at most 128), got {value!r}")
@@ -336,7 +337,7 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
 
     if spec.trainable not in BUILTINS:
         problems.append(Problem("trainable", f"unknown built-in {spec.trainable!r}"
-                                             f"{_did_you_mean(spec.trainable, BUILTINS)}; built-ins: "
+                                             f"{did_you_mean(spec.trainable, BUILTINS)}; built-ins: "
                                              f"{', '.join(BUILTINS)}, or 'package.module:function'"))
         return
     allowed = sorted(knob_names(spec.trainable))
@@ -344,20 +345,20 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
         if name not in allowed:
             path = uses[0][0]
             problems.append(Problem(path, f"'{spec.trainable}' has no knob '{name}'"
-                                          f"{_did_you_mean(name, allowed)}; knobs: {', '.join(allowed)}"))
+                                          f"{did_you_mean(name, allowed)}; knobs: {', '.join(allowed)}"))
         elif name in KNOB_CHOICES:
             for path, value in uses:
                 if not isinstance(value, spacelib.Distribution) and value not in KNOB_CHOICES[name]:
                     options = KNOB_CHOICES[name]
                     problems.append(Problem(path, f"{name} must be one of {', '.join(map(str, options))}; "
-                                                  f"got {value!r}{_did_you_mean(value, options)}"))
+                                                  f"got {value!r}{did_you_mean(value, options)}"))
     if spec.metric not in SEARCHABLE_METRICS:
         problems.append(Problem("metric", f"built-in trainables report {', '.join(SEARCHABLE_METRICS)}; got "
-                                          f"{spec.metric!r}{_did_you_mean(spec.metric, SEARCHABLE_METRICS)}"))
+                                          f"{spec.metric!r}{did_you_mean(spec.metric, SEARCHABLE_METRICS)}"))
     data = spec.data
     for key in (data.model_extra or {}):
         if key not in DATA_KEYS:
-            problems.append(Problem(f"data.{key}", f"unknown key{_did_you_mean(key, DATA_KEYS)}; "
+            problems.append(Problem(f"data.{key}", f"unknown key{did_you_mean(key, DATA_KEYS)}; "
                                                    f"allowed: {', '.join(DATA_KEYS)}"))
     if data.path is not None and data.name is not None:
         problems.append(Problem("data", "give either name (a built-in data set) or path (your own data), not both"))
@@ -365,7 +366,7 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
         if not Path(data.path).exists():
             problems.append(Problem("data.path", f"no such file or folder: {data.path}"))
     elif data.name not in DATASETS:
-        problems.append(Problem("data.name", f"unknown data set {data.name!r}{_did_you_mean(data.name, DATASETS)};"
+        problems.append(Problem("data.name", f"unknown data set {data.name!r}{did_you_mean(data.name, DATASETS)};"
                                              f" built-in: {', '.join(DATASETS)} (or data.path)"))
     if data.folds == 1:
         problems.append(Problem("data.folds", "one fold is no cross-validation: use 0 (off) or k >= 2"))
@@ -374,11 +375,23 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
                                         f"got {data.val_fraction} + {data.test_fraction}"))
 
 
-def _check_unfinished_features(spec: ExperimentSpec, problems: list[Problem]) -> None:
-    """Keys the SPEC names whose implementation has not landed yet: refuse them honestly, never ignore."""
-    if spec.resources.workers > 1:
-        problems.append(Problem("resources.workers", "multi-worker (Ray Train) trials are not implemented yet; "
-                                                     "use 1"))
+def _check_workers(spec: ExperimentSpec, problems: list[Problem]) -> None:
+    """`resources.workers > 1`: a built-in trained data-parallel by Ray Train workers (DDP), one per GPU."""
+    resources = spec.resources
+    if resources.workers == 1:
+        return
+    if ":" in spec.trainable:
+        problems.append(Problem("resources.workers", f"{resources.workers} workers (data-parallel Ray Train) run "
+                                                     "the built-in trainables only; your own trainable can start "
+                                                     "its own TorchTrainer: use 1"))
+    if 0 < resources.gpu < 1:
+        problems.append(Problem("resources.gpu", f"with resources.workers {resources.workers}, gpu is per worker and "
+                                                 "each worker needs a whole GPU (NCCL cannot share one between "
+                                                 f"the workers of a trial): use 0 or 1, got {resources.gpu:g}"))
+    elif resources.gpu > 1:
+        problems.append(Problem("resources.gpu", f"with resources.workers {resources.workers}, gpu is per worker and "
+                                                 "a worker trains on one GPU: use gpu 1 and more workers, got "
+                                                 f"{resources.gpu:g}"))
 
 
 def _check_initial_points(spec: ExperimentSpec, tree: dict[str, Any], problems: list[Problem]) -> None:
@@ -389,7 +402,7 @@ def _check_initial_points(spec: ExperimentSpec, tree: dict[str, Any], problems: 
         path = f"search.initial_points[{i}]"
         unknown = [key for key in point if key not in tree]
         for key in unknown:
-            problems.append(Problem(f"{path}.{key}", f"not a parameter of space{_did_you_mean(key, list(tree))}"))
+            problems.append(Problem(f"{path}.{key}", f"not a parameter of space{did_you_mean(key, list(tree))}"))
         if unknown:
             continue
         try:
@@ -423,7 +436,7 @@ def _check_cross(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> No
                                                        "exports its own checkpoint"))
     else:
         _check_builtin(spec, tree, problems)
-    _check_unfinished_features(spec, problems)
+    _check_workers(spec, problems)
 
 
 def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None = None,

@@ -87,8 +87,8 @@ class ExperimentLocation:
 
     def check(self, *, overwrite: bool) -> None:
         """Refuse to mix two experiments' results, and a storage tunerd cannot write, before Ray starts."""
-        exists_message = (f"experiment '{self.name}' already exists in {self.storage}: pass --overwrite to replace "
-                          "it, or choose another --name")
+        exists_message = (f"experiment '{self.name}' already exists in {self.storage}: pass --resume to continue "
+                          "it, --overwrite to replace it, or choose another --name")
         if not self.remote:
             folder = self.local
             if folder.exists() and any(folder.iterdir()) and not overwrite:
@@ -150,3 +150,28 @@ class ExperimentLocation:
             return
         for child in sorted(self.local.iterdir()):
             self.publish(child, force=True)
+
+
+def read_text(storage: str, relative: str) -> str | None:
+    """A file under the storage (folder or URI), or None when it is not there."""
+    if not is_uri(storage):
+        path = Path(storage) / relative
+        return path.read_text() if path.is_file() else None
+    filesystem, root = remote_filesystem(storage)
+    try:
+        with filesystem.open_input_stream(f"{root.rstrip('/')}/{relative}") as stream:
+            return stream.read().decode()
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def list_folders(storage: str) -> list[str]:
+    """The names of the folders directly under the storage (the experiments), sorted."""
+    if not is_uri(storage):
+        root = Path(storage)
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    import pyarrow.fs
+
+    filesystem, root = remote_filesystem(storage)
+    found = filesystem.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    return sorted(info.base_name for info in found if info.type == pyarrow.fs.FileType.Directory)

@@ -8,8 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from trainables import evaluate_checkpoint, load_model, run_training
+from trainables import evaluate_checkpoint, load_dataset, load_model, run_training
 from trainables.checkpoint import load_checkpoint
+from trainables.knobs import parse_knobs
+from trainables.loop import Learner, Split, evaluate, train_epoch
+from trainables.models import build_model
+from trainables.optim import make_optimizer, new_scaler
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -104,14 +108,56 @@ def count_syncs(run) -> int:
 
 @pytest.mark.parametrize("trainable, data, knobs", [
     ("mlp", "digits", {}),
+    ("mlp", "digits", {"amp": False}),
     ("cnn", "digits", {"augment": 1.0, "batch_norm": True, "grad_clip": 1.0, "l2": 1e-4}),
     ("rnn", "text", {**RNN_KNOBS, "augment": 1.0, "num_layers": 2, "bidirectional": True}),
     ("ensemble", "wine", {"method": "boosting", "members": 2, "optimizer": "sgd"}),
 ])
 def test_training_makes_no_host_sync_per_batch(trainable, data, knobs, new_recorder, trial_context, text_csv) -> None:
-    """An epoch of 8x as many batches waits for the GPU no more often: syncs happen per epoch, not per batch."""
+    """An epoch of 8x as many batches waits for the GPU no more often: syncs happen per epoch, not per batch.
+    Mixed precision is on by default here: the fused adam and sgd let the GradScaler skip an overflowed
+    step without the host reading its flag (rmsprop, which has no fused form, would sync every step)."""
     context = trial_context(trainable, text_csv if data == "text" else data, max_epochs=1)
     counts = [count_syncs(lambda: run_training({**knobs, "batch_size": size}, context, report=new_recorder(),
                                                device="cuda"))
               for size in (128, 16)]
     assert counts[0] == counts[1], counts
+
+
+def test_amp_is_on_by_default_on_cuda_and_a_resume_with_its_scaler_is_exact(new_recorder, trial_context) -> None:
+    knobs = {**KNOBS, "optimizer": "adam", "lr": 3e-3, "grad_clip": 1.0}
+    context = trial_context("cnn", "digits", max_epochs=4)
+    whole, crashed, resumed = new_recorder(), new_recorder(stop_after=2), new_recorder()
+    run_training(knobs, context, report=whole, device="cuda")
+    with pytest.raises(KeyboardInterrupt):
+        run_training(knobs, context, report=crashed, device="cuda")
+    run_training(knobs, context, report=resumed, start_checkpoint=crashed.checkpoints[2], device="cuda")
+    strip = lambda reports: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in reports]
+    assert strip(crashed.reports + resumed.reports) == strip(whole.reports)
+    assert whole.last["val_accuracy"] > 0.85
+    scaler = load_checkpoint(whole.checkpoints[4])["learners"][0]["scaler"]
+    assert scaler["scale"] > 0 and "_growth_tracker" in scaler  # the GradScaler's state travels with the learner
+    final, again = load_checkpoint(whole.checkpoints[4]), load_checkpoint(resumed.checkpoints[4])
+    assert all(torch.equal(t, again["model"][k]) for k, t in final["model"].items())
+
+
+def test_amp_false_trains_in_float32_on_cuda(recorder, trial_context) -> None:
+    run_training({"amp": False, "epochs": 1}, trial_context("mlp", "digits", max_epochs=1), report=recorder,
+                 device="cuda")
+    assert load_checkpoint(recorder.checkpoints[1])["learners"][0]["scaler"] == {}
+
+
+def test_amp_trains_in_float16_and_evaluates_in_float32() -> None:
+    data = load_dataset({"name": "digits"}, seed=0).to(torch.device("cuda"))
+    knobs = parse_knobs("cnn", {"grad_clip": 1.0})
+    torch.manual_seed(0)
+    model = build_model("cnn", knobs.model, data.input_shape, data.n_classes).cuda()
+    dtypes: list[torch.dtype] = []
+    model.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    learner = Learner(model, make_optimizer("adam", model.parameters(), 3e-3, 0.9, fused=True), [],
+                      scaler=new_scaler(torch.device("cuda"), True))
+    stats = train_epoch(learner, Split(data.x_train, data.y_train), knobs.training, torch.Generator().manual_seed(0))
+    assert set(dtypes) == {torch.float16} and np.isfinite(stats.loss)
+    dtypes.clear()
+    evaluate(model, data.x_val, data.y_val)
+    assert set(dtypes) == {torch.float32}

@@ -10,7 +10,8 @@ from trainables.checkpoint import load_checkpoint
 from trainables.knobs import parse_knobs
 from trainables.loop import Learner, Split, train_epoch
 from trainables.models import build_model
-from trainables.optim import lr_factor, penalised_weights, weight_penalty
+from trainables.optim import (load_optimizer_state, lr_factor, make_optimizer, new_scaler, penalised_weights,
+                              weight_penalty)
 
 
 def finite_report(report: dict) -> bool:
@@ -119,3 +120,31 @@ def test_cnn_learns_digits(recorder, trial_context) -> None:
 def test_metric_must_be_one_the_builtins_report(recorder, trial_context) -> None:
     with pytest.raises(ValueError, match="metric"):
         run_training({}, trial_context(metric="test_accuracy"), report=recorder)
+
+
+def test_amp_has_no_effect_on_the_cpu(new_recorder, trial_context) -> None:
+    default, asked = new_recorder(), new_recorder()
+    run_training({}, trial_context(), report=default)
+    run_training({"amp": True}, trial_context(), report=asked)
+    strip = lambda reports: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in reports]
+    assert strip(asked.reports) == strip(default.reports)
+    assert load_checkpoint(asked.checkpoints[2])["learners"][0]["scaler"] == {}
+
+
+def test_the_mixed_precision_step_runs_with_a_fused_optimizer_that_loaded_a_plain_one() -> None:
+    """What `amp` does on CUDA, run on the CPU (which has float16 autocast, a GradScaler and fused SGD): a
+    CPU checkpoint resumed on CUDA hands a fused optimizer a non-fused state, whose `fused: None` would
+    make the scaler's step fail; `load_optimizer_state` keeps the optimizer as it was built."""
+    data = load_dataset({"name": "wine"}, seed=0)
+    knobs = parse_knobs("mlp", {"grad_clip": 1.0, "batch_size": 16, "optimizer": "sgd", "lr": 0.05})
+    torch.manual_seed(0)
+    model = build_model("mlp", knobs.model, data.input_shape, data.n_classes)
+    optimizer = make_optimizer("sgd", model.parameters(), 0.05, 0.9, fused=True)
+    load_optimizer_state(optimizer, make_optimizer("sgd", model.parameters(), 0.05, 0.9).state_dict())
+    assert optimizer.param_groups[0]["fused"] is True
+    scaler = new_scaler(torch.device("cpu"), True)
+    before = [p.detach().clone() for p in model.parameters()]
+    stats = train_epoch(Learner(model, optimizer, [], scaler=scaler), Split(data.x_train, data.y_train),
+                        knobs.training, torch.Generator().manual_seed(0))
+    assert math.isfinite(stats.loss) and scaler.state_dict()["scale"] > 0
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -60,8 +60,9 @@ def test_checkpoint_layout(recorder, trial_context) -> None:
     assert state["epoch"] == 2 and state["planned_epochs"] == 2 and state["metrics"] == recorder.last
     assert state["best"]["metric"] == "val_accuracy" and state["best"]["value"] is not None
     assert {"model", "learners", "scheduler", "rng"} <= set(state)
-    assert [set(learner) for learner in state["learners"]] == [{"optimizer", "sample_weight"}]
+    assert [set(learner) for learner in state["learners"]] == [{"optimizer", "sample_weight", "scaler"}]
     assert state["learners"][0]["sample_weight"] is None and state["data_options"] == {}
+    assert state["learners"][0]["scaler"] == {}  # no mixed precision on the CPU
     assert set(state["rng"]) == {"torch", "cuda", "shuffle", "augment"}
 
 

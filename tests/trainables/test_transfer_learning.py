@@ -113,7 +113,11 @@ def test_bad_sources_say_what_was_looked_for_and_where(source, tmp_path, monkeyp
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(ValueError, match=r"notes\.txt is a file but not a \.pt weights file"):
         resolve_source("./notes.txt", storage=None)
-    with pytest.raises(ValueError, match="remote storage"):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(ValueError, match="cannot look up experiment 'anything' in storage s3://bucket/results"):
         resolve_source("anything", storage="s3://bucket/results")
     with pytest.raises(ValueError, match="must be an experiment name or a path"):
         resolve_source("", storage=storage)

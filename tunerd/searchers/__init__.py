@@ -23,13 +23,17 @@ BAYESOPT_RANDOM_INITIAL = 5
 __all__ = ["ALGORITHMS", "build_search"]
 
 
-def build_search(experiment: Experiment) -> tuple[SearchAlgorithm | Searcher, dict[str, Any]]:
+def build_search(experiment: Experiment, *,
+                 max_concurrent: int | None = None) -> tuple[SearchAlgorithm | Searcher, dict[str, Any]]:
+    """`max_concurrent` caps the trials at once for grid and random: Tune applies its own
+    `max_concurrent_trials` to a `Searcher` only, and ignores it (with a log warning) for the variant generator."""
     spec = experiment.spec
     search = spec.search
     points = [dict(p) for p in search.initial_points]
     if search.algorithm in ("grid", "random"):
         grid = search.algorithm == "grid"
-        generator = BasicVariantGenerator(points_to_evaluate=points or None, random_state=spec.seed)
+        generator = BasicVariantGenerator(points_to_evaluate=points or None, random_state=spec.seed,
+                                          max_concurrent=max_concurrent or 0)
         return generator, to_tune(experiment.space, choices_are_grid=grid)
     if search.algorithm == "hyperopt":
         from tunerd.searchers.hyperopt import TunerdHyperOptSearch

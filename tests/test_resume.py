@@ -1,0 +1,132 @@
+"""`tunerd resume` after the driver is killed (SIGKILL) or interrupted (Ctrl-C): finished trials are kept and
+not re-run, unfinished ones continue from their last checkpoint, the Ray the dead driver left is stopped."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO
+
+SPEC = """\
+name: steady
+trainable: tests.fixtures.toy:steady
+metric: loss
+mode: min
+space: {x: {grid: [0.0, 1.0, 2.0, 3.0]}, epochs: 8, sleep: 0.4}
+search: {algorithm: grid, max_concurrent: 2}
+scheduler: {name: fifo}
+stop: {max_epochs: 8}
+failures: {max_retries: 0}
+"""
+
+
+def tunerd(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tunerd.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def summary_of(storage: Path) -> dict:
+    path = storage / "steady" / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def wait_for(storage: Path, ready, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        summary = summary_of(storage)
+        if summary and ready(summary["trials"]):
+            return summary
+        time.sleep(0.3)
+    raise AssertionError(f"timed out; last summary: {summary_of(storage)}")
+
+
+def reports(storage: Path, trial_id: str) -> list[dict]:
+    text = (storage / "steady" / f"trial_{trial_id}" / "result.json").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def resume(storage: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tunerd.cli", "resume", "steady", "--storage", str(storage)],
+                          cwd=REPO, capture_output=True, text=True, timeout=240)
+
+
+def check_completed(storage: Path, before: dict) -> None:
+    after = summary_of(storage)
+    assert after["state"] == "finished" and after["trial_count"] == 4
+    trials = {t["trial_id"]: t for t in after["trials"]}
+    assert len(trials) == 4 and all(t["status"] == "finished" and t["epochs"] == 8 for t in trials.values())
+    assert sorted(t["config"]["x"] for t in trials.values()) == [0.0, 1.0, 2.0, 3.0]  # no config repeated
+    for old in before["trials"]:
+        if old["status"] == "finished":  # kept as it was: not re-run
+            assert trials[old["trial_id"]]["ended"] == old["ended"]
+            assert [r["epoch"] for r in reports(storage, old["trial_id"])] == list(range(1, 9))
+        elif old["status"] == "running" and old["epochs"] >= 2:  # went on from its last checkpoint
+            starts = {r["start"] for r in reports(storage, old["trial_id"])}
+            assert max(starts) > 1, starts
+
+
+def test_resume_after_the_driver_was_killed(tmp_path):
+    storage = tmp_path / "r"
+    (tmp_path / "steady.yaml").write_text(SPEC)
+    driver = tunerd("launch", str(tmp_path / "steady.yaml"), "--storage", str(storage), "--quiet")
+    try:
+        before = wait_for(storage, lambda trials: any(t["status"] == "finished" for t in trials) and any(
+            t["status"] == "running" and t["epochs"] >= 2 for t in trials))
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        driver.kill()
+        driver.communicate()
+    before = summary_of(storage)
+    orphans = [pid for pid, _ in before["driver"]["ray"]["processes"]]
+    assert any(_alive(pid) for pid in orphans)  # SIGKILL left the embedded Ray running
+
+    status = subprocess.run([sys.executable, "-m", "tunerd.cli", "status", "--storage", str(storage)],
+                            capture_output=True, text=True, timeout=60)
+    assert status.stdout.splitlines()[1].split()[:2] == ["steady", "interrupted"], status.stdout
+
+    done = resume(storage)
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_completed(storage, before)
+    assert not any(_alive(pid) for pid in orphans)  # resume stopped what the dead driver left behind
+
+
+def test_ctrl_c_then_the_resume_command_it_prints(tmp_path):
+    storage = tmp_path / "r"
+    (tmp_path / "steady.yaml").write_text(SPEC)
+    driver = tunerd("launch", str(tmp_path / "steady.yaml"), "--storage", str(storage), "--quiet")
+    try:
+        wait_for(storage, lambda trials: any(t["status"] == "finished" for t in trials))
+        driver.send_signal(signal.SIGINT)
+        out, err = driver.communicate(timeout=90)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, out + err
+    assert f"tunerd resume steady --storage {storage}" in err
+    before = summary_of(storage)
+    assert before["state"] == "interrupted"
+
+    again = subprocess.run([sys.executable, "-m", "tunerd.cli", "launch", str(tmp_path / "steady.yaml"),
+                            "--storage", str(storage)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "pass --resume to continue it" in again.stderr
+
+    done = subprocess.run([sys.executable, "-m", "tunerd.cli", "launch", str(tmp_path / "steady.yaml"),
+                           "--storage", str(storage), "--resume", "--quiet"], cwd=REPO, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_completed(storage, before)
+    finished = resume(storage)
+    assert finished.returncode == 2 and "has already finished; nothing to resume" in finished.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
