@@ -130,3 +130,35 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_trials_tune_finished_before_the_record_saw_it_are_brought_up_to_date(tmp_path):
+    """A kill can leave Tune's state ahead of summary.json: the end of the run fills the record in from
+    Tune's results (every reported row), so such a trial is not left `running` with epochs missing."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from tunerd.results import ExperimentRecord
+
+    record = ExperimentRecord(tmp_path, name="x", metric="loss", mode="min", trial_count=2)
+    record.started_trial("t_1", {"x": 1.0}, 0)
+    record.add_result("t_1", {"x": 1.0}, {"epoch": 1, "loss": 3.0})
+    rows = pd.DataFrame([{"epoch": e, "loss": 4.0 - e, "trial_id": "t_1"} for e in (1, 2, 3)])
+    done = SimpleNamespace(metrics={"trial_id": "t_1", "epoch": 3, "loss": 1.0}, config={"x": 1.0},
+                           metrics_dataframe=rows, error=None)
+    failed = SimpleNamespace(metrics={"trial_id": "t_2"}, config={"x": 2.0}, metrics_dataframe=None,
+                             error=RuntimeError("boom"))
+    record.started_trial("t_3", {"x": 3.0}, 2)  # ended by a callback, but its last epoch was never recorded
+    record.add_result("t_3", {"x": 3.0}, {"epoch": 1, "loss": 2.0, "planned_epochs": 2})
+    record.ended_trial("t_3", {"x": 3.0}, max_epochs=2)
+    assert record.trials["t_3"].status == "stopped"
+    late = SimpleNamespace(metrics={"trial_id": "t_3", "epoch": 2, "loss": 1.5}, config={"x": 3.0},
+                           metrics_dataframe=pd.DataFrame([{"epoch": e, "loss": 2.5 - e / 2, "planned_epochs": 2} for e in (1, 2)]),
+                           error=None)
+    record.reconcile([done, failed, late], max_epochs=3)
+    assert record.trials["t_3"].status == "finished" and record.trials["t_3"].epochs == 2
+    assert record.trials["t_1"].status == "finished" and record.trials["t_1"].epochs == 3
+    assert [h["epoch"] for h in record.trials["t_1"].history] == [1, 2, 3]
+    assert record.trials["t_1"].best["loss"] == 1.0
+    assert record.trials["t_2"].status == "errored" and "boom" in record.trials["t_2"].error

@@ -176,6 +176,39 @@ class ExperimentRecord:
         record.retries += 1
         record.status = "running"
 
+    def reconcile(self, results: Any, *, max_epochs: int) -> None:
+        """Bring trials the callbacks never saw end up to date from Ray Tune's own results (its ResultGrid).
+
+        After a driver was killed, Tune's saved state can be ahead of `summary.json` (which is written at most
+        once a second): a trial Tune already counts as done is not run again by `resume`, so no callback
+        reports its last epochs or its end, and one restarted from its last checkpoint may end without a
+        new report. Their reported rows are in Tune's results; take the missing ones from there.
+        """
+        for result in results:
+            metrics = result.metrics or {}
+            trial_id = metrics.get("trial_id")
+            if not trial_id:
+                continue
+            known = self.trials.get(trial_id)
+            last_epoch = int(metrics.get("epoch") or metrics.get("training_iteration") or 0)
+            behind = known is None or known.status in ("pending", "running") or (
+                known.status in ("finished", "stopped") and last_epoch > known.epochs)
+            if not behind:
+                continue
+            config = result.config or metrics.get("config") or {}
+            frame = result.metrics_dataframe
+            rows = frame.to_dict("records") if frame is not None and len(frame) else [metrics]
+            for row in rows:
+                row = {k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
+                row = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
+                epoch = int(row.get("epoch") or row.get("training_iteration") or 0)
+                if epoch > self.trial(trial_id, config).epochs:
+                    self.add_result(trial_id, config, row)
+            if result.error is not None:
+                self.errored_trial(trial_id, config, error_summary(str(result.error)))
+            else:
+                self.ended_trial(trial_id, config, max_epochs=max_epochs)
+
     # --- queries ------------------------------------------------------------------------------------------
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.mode == "max" else a < b

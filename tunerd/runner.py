@@ -405,6 +405,7 @@ def _interrupted(record: ExperimentRecord, location: ExperimentLocation) -> Outc
 
 
 def _finish(experiment: Experiment, record: ExperimentRecord, location: ExperimentLocation, results: Any) -> Outcome:
+    record.reconcile(results, max_epochs=experiment.spec.stop.max_epochs)
     best = record.best()
     if best is None:
         record.state = "failed"
