@@ -191,6 +191,8 @@ class ExperimentRecord:
                 continue
             known = self.trials.get(trial_id)
             last_epoch = int(metrics.get("epoch") or metrics.get("training_iteration") or 0)
+            if last_epoch == 0 and result.error is None:
+                continue  # never reported (e.g. still pending when a time budget ended the run): nothing to add
             behind = known is None or known.status in ("pending", "running") or (
                 known.status in ("finished", "stopped") and last_epoch > known.epochs)
             if not behind:
