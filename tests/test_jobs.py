@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import free_port
 from tunerd import jobs
 from tunerd.cli import main
 
@@ -51,11 +51,6 @@ SCRUBBED = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH
             "TUNERD_STORAGE")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 class Head:
     """What the tests need of the cluster: its job server URL, its token, and the environment to reach it."""
@@ -82,8 +77,8 @@ def head():
     (root / "token").write_text(token)
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
     env.update(HOME=str(root / "home"), RAY_AUTH_TOKEN_PATH=str(root / "token"))
-    dashboard = _free_port()
-    ports = {f"--{name}": _free_port() for name in (
+    dashboard = free_port()
+    ports = {f"--{name}": free_port() for name in (
         "port", "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
         "runtime-env-agent-port", "metrics-export-port", "node-manager-port", "object-manager-port")}
     ray = Path(sys.executable).with_name("ray")
@@ -190,7 +185,7 @@ def test_bad_address_unknown_job_and_token_errors_are_one_line(head):
         assert done.returncode == code, done.stdout + done.stderr
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and text in done.stderr
 
-    one_line_error(head.cli("jobs", "--address", f"http://127.0.0.1:{_free_port()}"), 1, "cannot reach")
+    one_line_error(head.cli("jobs", "--address", f"http://127.0.0.1:{free_port()}"), 1, "cannot reach")
     one_line_error(head.cli("jobs"), 2, "no job server address")
     one_line_error(head.cli("jobs", "--address", "127.0.0.1:6379"), 2, "expected the job server's URL")
     one_line_error(head.cli("logs", "raysubmit_nope", "--address", head.url), 2, "no job 'raysubmit_nope'")
