@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        from tunerd import runner
+        from tunerd.session import ray_session
     except ImportError as exc:  # e.g. a GPU machine without Ray: say so instead of a traceback
         print(f"gpu_check: cannot import tunerd and Ray ({exc}); pip install -e . first", file=sys.stderr)
         return 2
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(), "gpu": gpu, "experiment": str(QUICKSTART.relative_to(ROOT)),
         "epochs": args.epochs, "trials": args.trials, "storage": storage, "runs": {},
     }
-    with runner.ray_session(None, None):  # one Ray for both halves; it sees every CPU and GPU of the machine
+    with ray_session(None, None):  # one Ray for both halves; it sees every CPU and GPU of the machine
         print(f"cpu half: {args.trials} trials x {args.epochs} epochs, resources cpu {args.cpu:g}, gpu 0", flush=True)
         report["runs"]["cpu"] = run_half("cpu", args, storage, gpu=0)
         if args.cpu_only or not usable:

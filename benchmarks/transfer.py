@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tunerd import api, runner
 from tunerd.results import write_atomic
+from tunerd.session import ray_session
 
 ROOT = Path(__file__).resolve().parent.parent
 PRETRAIN = ROOT / "search_spaces" / "transfer_digits_pretrain.yaml"
@@ -40,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     storage = args.storage or tempfile.mkdtemp(prefix="tunerd-transfer-")
     rows = []
-    with runner.ray_session(None, None):  # one Ray for every run
+    with ray_session(None, None):  # one Ray for every run
         pretrained = api.launch(api.load(PRETRAIN, storage=storage), overwrite=True, quiet=True)
         source = winner(pretrained)
         for seed in range(args.seeds):

@@ -26,8 +26,9 @@ def ray_session():
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+        from tunerd.session import start_embedded_ray
+
+        start_embedded_ray(num_cpus=2, pythonpath=str(REPO))  # as `tunerd launch` starts it
     yield ray
     if started:
         ray.shutdown()

@@ -168,12 +168,27 @@ def test_overwrite_keeps_the_old_results_when_the_new_run_cannot_start(ray_sessi
     assert (tmp_path / "results" / "keep" / "summary.json").exists()
 
 
-def test_unwritable_storage_is_refused_before_ray_starts(in_repo, write_spec, tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
+@pytest.mark.parametrize("storage, env, message", [
+    ("file/sub", {}, r"file is a file, not a folder"),
+    ("file", {}, r"file is a file, not a folder"),
+    ("missing/mount/results", {}, r"its parent folder .*/missing/mount does not exist \(a typo, or a file system "
+                                  r"that is not mounted\?\)"),
+    ("/sys/tunerd-results", {}, r"storage /sys/tunerd-results is not writable: Operation not permitted"),
+    ("results", {"TUNERD_MIN_FREE_MB": "1e12"}, r"only \d+ MB free on its file system, tunerd needs 1000000000000 MB"),
+])
+def test_a_storage_that_cannot_take_the_experiment_is_refused_before_ray_starts(storage, env, message, in_repo,
+                                                                               write_spec, tmp_path, monkeypatch):
+    import ray
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "file").write_text("not a folder")
     path = write_spec(QUADRATIC.format(name="x", samples=1, scheduler="fifo"))
-    with pytest.raises(UsageError, match="is not writable"):
-        tunerd.launch(tunerd.load(path, storage=str(blocker / "sub")), quiet=True)
+    was_running = ray.is_initialized()
+    with pytest.raises(UsageError, match=message):
+        tunerd.launch(tunerd.load(path, storage=str(tmp_path / storage)), quiet=True)
+    assert ray.is_initialized() == was_running  # refused before Ray was started
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "results" / "x").exists()
 
 
 def test_median_rule_stops_trials_below_the_median(ray_session, in_repo, write_spec, tmp_path):

@@ -186,6 +186,13 @@ def _print_outcome(summary: dict[str, Any], folder: str, top: int = 5) -> None:
         for rank, trial in enumerate(trials[:top], 1):
             click.echo(f"  {rank}. trial {short_id(trial['trial_id'])}  {metric} {trial['best'][metric]:.4f}  "
                        f"{trial['status']:<8} {trial['epochs']} epochs")
+    counts = summary.get("counts") or {}
+    click.echo("trials: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    errored = [t for t in summary["trials"] if t["status"] == "errored"]
+    for trial in errored[:3]:
+        click.echo(f"  errored: trial {short_id(trial['trial_id'])}: {trial.get('error')}")
+    if len(errored) > 3:
+        click.echo(f"  ... and {len(errored) - 3} more errored trials (tunerd show NAME)")
     best = summary.get("best")
     if best:
         click.echo(f"best config: {json.dumps(best['config'], sort_keys=True)}")

@@ -142,6 +142,8 @@ class ExperimentRecord:
     def add_result(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
         record = self.trial(trial_id, config)
         metrics = _scalars(result)
+        if has_diverged(result, self.metric):
+            metrics["diverged"] = True
         record.status = "running"
         record.epochs = int(metrics.get("epoch", result.get("training_iteration", record.epochs + 1)))
         if "planned_epochs" in metrics:
@@ -279,6 +281,16 @@ class ExperimentRecord:
             writer.writerow([rank, t.trial_id, t.status, t.epochs, *[t.best.get(k, "") for k in metric_keys],
                              *[flat.get(k, "") for k in config_keys], t.error or ""])
         self._written(write_atomic, self.folder / "leaderboard.csv", buffer.getvalue())
+
+
+def has_diverged(result: dict[str, Any], metric: str) -> bool:
+    """A report says the trial diverged: the built-ins say so (`diverged`); for a user's trainable, the
+    optimised metric or a loss (`loss`, `*_loss`) is NaN or infinite. Such a trial is ended and recorded as
+    `diverged`: it is a result of its configuration (a too-high learning rate), not an error to retry."""
+    if result.get("diverged"):
+        return True
+    return any(isinstance(value, float) and not math.isfinite(value) for key, value in result.items()
+               if key == metric or key == "loss" or key.endswith("_loss"))
 
 
 def is_finite_number(value: Any) -> bool:

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import sysconfig
 import threading
@@ -27,15 +26,15 @@ from ray import tune
 from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from ray.tune.search import Searcher
 
-from tunerd.auth import use_token_if_present
 from tunerd.errors import TunerdError, UsageError
 from tunerd.progress import ProgressView
 from tunerd.reaper import OrphanReaper
-from tunerd.report import driver_identity, process_alive
+from tunerd.report import driver_identity
 from tunerd.resources import fit, max_concurrent, misfit_message
 from tunerd.results import ExperimentRecord, RecordCallback, is_finite_number, write_atomic
 from tunerd.schedulers import build_scheduler, build_stopper
 from tunerd.searchers import build_search
+from tunerd.session import embedded_ray_processes, ray_session, stop_orphaned_ray
 from tunerd.spec import Experiment, knob_values
 from tunerd.storage import ExperimentLocation
 from tunerd.tensorboard import HParamsTensorBoardCallback
@@ -62,36 +61,6 @@ class Outcome:
 
 def experiment_location(experiment: Experiment) -> ExperimentLocation:
     return ExperimentLocation(experiment.storage, experiment.name)
-
-
-@contextlib.contextmanager
-def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
-    """Join `address`, or start an embedded local Ray bound to 127.0.0.1; stop only what we started."""
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Ray's old output flow honours verbose=0: tunerd draws progress
-    if ray.is_initialized():
-        yield
-        return
-    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
-                              "configure_logging": True}
-    if address:
-        use_token_if_present()
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env={"env_vars": {
-            "PYTHONPATH": _worker_pythonpath(),
-            # trials keep the folder tunerd was started in, so relative paths (init_from, a user's
-            # files) mean what they meant on the command line; Ray would move them into the trial folder
-            "RAY_CHDIR_TO_TRIAL_DIR": "0",
-        }}, **kwargs)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def _worker_pythonpath() -> str:
-    """Workers of the embedded Ray import a user's `module:function` from the folder tunerd runs in."""
-    return os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
 
 
 def user_function(trainable: str) -> Callable[..., Any]:
@@ -310,7 +279,7 @@ def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentL
     record.state = "running"
     record.extra.pop("error", None)
     # who runs it: `status` tells a killed driver by this, `resume` stops the Ray it leaves behind
-    record.extra["driver"] = {**driver_identity(), **({"ray": _embedded_ray()} if embedded else {})}
+    record.extra["driver"] = {**driver_identity(), **({"ray": embedded_ray_processes()} if embedded else {})}
     record.write()
     try:
         with _interrupt_watch() as interrupted:
@@ -326,51 +295,6 @@ def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentL
     if interrupted[0]:
         return _interrupted(record, location)
     return _finish(experiment, record, location, results)
-
-
-def _embedded_ray() -> dict[str, Any] | None:
-    """The processes of the Ray this driver started, each as [pid, start time], or None if unknown.
-
-    A driver killed with SIGKILL takes Ray's core processes with it, but the agents they started
-    (`ray::DashboardAgent`, `ray::RuntimeEnvAgent`) live on under init; `resume` stops them. The start time
-    makes sure a pid reused since then by another process is never touched.
-    """
-    try:
-        import psutil
-
-        node = ray._private.worker._global_node  # no public API lists a local Ray's processes
-        core = [psutil.Process(info.process.pid) for infos in node.all_processes.values() for info in infos]
-        processes = {p.pid: p for process in core for p in [process, *process.children(recursive=True)]}
-        return {"session": node.get_session_dir_path(),
-                "processes": sorted([pid, p.create_time()] for pid, p in processes.items())}
-    except Exception:
-        return None
-
-
-def stop_orphaned_ray(driver: dict[str, Any]) -> list[int]:
-    """Stop what is left of the embedded Ray of a driver that died without stopping it (same host, driver
-    pid gone): only the processes recorded at launch that still have their recorded start time."""
-    import psutil
-
-    recorded = (driver.get("ray") or {}).get("processes") or []
-    if not recorded or driver.get("host") != socket.gethostname() or process_alive(driver.get("pid")):
-        return []
-    ours = []
-    for pid, started in recorded:
-        with contextlib.suppress(psutil.Error):
-            process = psutil.Process(pid)
-            if abs(process.create_time() - started) < 0.5 and process.status() != psutil.STATUS_ZOMBIE:
-                ours.append(process)
-    for process in ours:
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    _, still = psutil.wait_procs(ours, timeout=5)  # the agents may ignore SIGTERM
-    for process in still:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    if ours:
-        log.warning("stopped %d Ray processes left running by the killed driver", len(ours))
-    return [process.pid for process in ours]
 
 
 @contextlib.contextmanager
@@ -409,7 +333,7 @@ def _finish(experiment: Experiment, record: ExperimentRecord, location: Experime
     best = record.best()
     if best is None:
         record.state = "failed"
-        record.extra["error"] = "no trial reported a finite value of " + experiment.spec.metric
+        record.extra["error"] = _why_no_best(record, experiment.spec.metric)
         return _outcome(record, location)
     checkpoint = _best_checkpoint(results, best.trial_id, experiment.spec.metric, experiment.spec.mode)
     if checkpoint is not None:
@@ -418,6 +342,17 @@ def _finish(experiment: Experiment, record: ExperimentRecord, location: Experime
             _export(experiment, record, Path(local), location.local / "best")
     record.state = "finished"
     return _outcome(record, location)
+
+
+def _why_no_best(record: ExperimentRecord, metric: str) -> str:
+    """One line on why no trial can be the best: what a user reads first when every trial failed."""
+    trials = sorted(record.trials.values(), key=lambda t: t.index)
+    statuses = {t.status for t in trials}
+    if trials and statuses == {"errored"}:
+        return f"all {len(trials)} trials errored; the first error: {trials[0].error}"
+    if trials and statuses == {"diverged"}:
+        return f"all {len(trials)} trials diverged (a non-finite {metric} or loss); try a smaller learning rate"
+    return f"no trial reported a finite value of {metric}"
 
 
 def _outcome(record: ExperimentRecord, location: ExperimentLocation) -> Outcome:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
 from ray.tune.stopper import CombinedStopper, Stopper
 
+from tunerd.results import has_diverged
 from tunerd.spec import ExperimentSpec
 
 TIME_ATTR = "training_iteration"
@@ -54,6 +55,20 @@ class MaxEpochsStopper(Stopper):
         return False
 
 
+class DivergedStopper(Stopper):
+    """Ends a trial whose report is non-finite (`results.has_diverged`): its later epochs cannot recover and
+    would only hold a slot. Built-ins end such a trial themselves; a user's function may not."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return has_diverged(result, self.metric)
+
+    def stop_all(self) -> bool:
+        return False
+
+
 class TargetStopper(Stopper):
     """Ends the whole experiment once any trial reaches `target` (SPEC §1 `stop.target`).
 
@@ -76,7 +91,7 @@ class TargetStopper(Stopper):
 
 
 def build_stopper(spec: ExperimentSpec) -> Stopper:
-    stoppers: list[Stopper] = [MaxEpochsStopper(spec.stop.max_epochs)]
+    stoppers: list[Stopper] = [MaxEpochsStopper(spec.stop.max_epochs), DivergedStopper(spec.metric)]
     if spec.stop.target is not None:
         stoppers.append(TargetStopper(spec.metric, spec.mode, spec.stop.target))
     return CombinedStopper(*stoppers)

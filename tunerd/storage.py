@@ -93,12 +93,7 @@ class ExperimentLocation:
             folder = self.local
             if folder.exists() and any(folder.iterdir()) and not overwrite:
                 raise UsageError(exists_message)
-            try:
-                folder.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=folder.parent, prefix=".tunerd-write-test"):
-                    pass
-            except OSError as exc:
-                raise UsageError(f"storage {folder.parent} is not writable: {exc.strerror or exc}") from None
+            check_folder_storage(folder.parent)
             return
         import pyarrow.fs
 
@@ -150,6 +145,36 @@ class ExperimentLocation:
             return
         for child in sorted(self.local.iterdir()):
             self.publish(child, force=True)
+
+
+def min_free_bytes() -> int:
+    """What a storage folder must have free before trials start: `$TUNERD_MIN_FREE_MB` (default 200 MB)."""
+    return int(float(os.environ.get("TUNERD_MIN_FREE_MB", "200")) * 2**20)
+
+
+def check_folder_storage(storage: Path) -> None:
+    """A storage folder that cannot take the experiment fails the run before any trial starts, not at the
+    first checkpoint: it must be a writable folder, with free space, whose parent exists. The folder itself
+    is created, but not a missing parent, which is a typo or a file system that is not mounted (tunerd would
+    otherwise fill the disk beneath the mount point)."""
+    parent = storage.absolute().parent
+    if not storage.exists() and not parent.exists():
+        raise UsageError(f"storage {storage}: its parent folder {parent} does not exist (a typo, or a file "
+                         "system that is not mounted?); create it first")
+    for path in (parent, storage):
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"storage {storage}: {path} is a file, not a folder")
+    try:
+        storage.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=storage, prefix=".tunerd-write-test"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"storage {storage} is not writable: {exc.strerror or exc}") from None
+    free, needed = shutil.disk_usage(storage).free, min_free_bytes()
+    if free < needed:
+        raise UsageError(f"storage {storage}: only {free / 2**20:.0f} MB free on its file system, tunerd needs "
+                         f"{needed / 2**20:.0f} MB for checkpoints, results and event files (free some space, "
+                         "choose another --storage, or set TUNERD_MIN_FREE_MB)")
 
 
 def read_text(storage: str, relative: str) -> str | None:

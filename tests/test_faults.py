@@ -1,0 +1,104 @@
+"""Faults inside trials: a failing configuration is retried, then recorded, and the experiment goes on; a
+killed trial process comes back from its checkpoint; a non-finite loss is `diverged`, not an error."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+import tunerd
+from tunerd.cli import main
+
+PICKY = """\
+    name: picky
+    trainable: tests.fixtures.toy:picky
+    metric: loss
+    mode: min
+    space:
+      x: {{grid: [1, 2, 4, 5]}}
+      attempts: "{attempts}"
+      epochs: 3
+    search: {{algorithm: grid}}
+    scheduler: {{name: fifo}}
+    stop: {{max_epochs: 3}}
+    failures: {{max_retries: 2}}
+    """
+
+
+def test_a_failing_configuration_is_retried_then_recorded_and_the_best_of_the_rest_wins(
+        ray_session, in_repo, write_spec, tmp_path):
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    path = write_spec(PICKY.format(attempts=attempts))
+    result = CliRunner().invoke(main, ["launch", str(path), "--storage", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "r" / "picky" / "summary.json").read_text())
+    by_x = {t["config"]["x"]: t for t in summary["trials"]}
+    assert summary["state"] == "finished"
+    for x in (4, 5):  # the first attempt and max_retries (2) more, then recorded with its message
+        assert (attempts / str(x)).read_text().count("attempt") == 3
+        assert by_x[x]["status"] == "errored" and by_x[x]["error"] == f"ValueError: x too large: {x}"
+    for x in (1, 2):
+        assert (attempts / str(x)).read_text().count("attempt") == 1
+        assert by_x[x]["status"] == "finished" and by_x[x]["epochs"] == 3
+    assert summary["best"]["config"]["x"] == 2
+    assert "trials: 2 finished, 2 errored" in result.output
+    assert "errored: trial" in result.output and "ValueError: x too large: 4" in result.output
+
+
+def test_when_every_trial_errors_the_run_exits_1_with_one_clear_line(ray_session, in_repo, write_spec, tmp_path):
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    path = write_spec(PICKY.format(attempts=attempts).replace("[1, 2, 4, 5]", "[4, 5]")
+                      .replace("max_retries: 2", "max_retries: 0"))
+    result = CliRunner().invoke(main, ["launch", str(path), "--storage", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("error")]
+    assert failed == ["error: the experiment failed: all 2 trials errored; the first error: "
+                      "ValueError: x too large: 4"], result.output
+    summary = json.loads((tmp_path / "r" / "picky" / "summary.json").read_text())
+    assert summary["state"] == "failed" and [t["status"] for t in summary["trials"]] == ["errored", "errored"]
+
+
+def test_a_trial_whose_process_is_killed_comes_back_from_its_checkpoint(ray_session, in_repo, write_spec,
+                                                                        tmp_path):
+    marker = tmp_path / "killed"
+    path = write_spec(f"""\
+        name: killed
+        trainable: tests.fixtures.toy:flaky
+        metric: loss
+        mode: min
+        space: {{marker: "{marker}", crash: sigkill}}
+        search: {{algorithm: random, num_samples: 1}}
+        scheduler: {{name: fifo}}
+        stop: {{max_epochs: 5}}
+        failures: {{max_retries: 1}}
+        """)
+    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "r")), quiet=True)
+    trial = outcome.summary["trials"][0]
+    assert marker.exists() and trial["retries"] == 1  # SIGKILLed once at epoch 3
+    assert trial["status"] == "finished" and trial["epochs"] == 5
+    assert trial["last"]["start"] == 3  # the new process started after the epoch-2 checkpoint
+    assert [h["epoch"] for h in trial["history"]] == [1, 2, 3, 4, 5]
+
+
+def test_a_non_finite_loss_ends_the_trial_as_diverged_not_as_an_error(ray_session, in_repo, write_spec, tmp_path):
+    path = write_spec("""\
+        name: nan
+        trainable: tests.fixtures.toy:blows_up
+        metric: loss
+        mode: min
+        space: {x: {grid: [1, 2, 5]}}
+        search: {algorithm: grid}
+        scheduler: {name: fifo}
+        stop: {max_epochs: 6}
+        failures: {max_retries: 2}
+        """)
+    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "r")), quiet=True)
+    by_x = {t["config"]["x"]: t for t in outcome.summary["trials"]}
+    assert outcome.state == "finished"
+    assert by_x[5]["status"] == "diverged" and by_x[5]["epochs"] == 3  # ended at its first NaN, not retried
+    assert by_x[5]["retries"] == 0 and by_x[5].get("error") is None
+    assert by_x[1]["status"] == by_x[2]["status"] == "finished"
+    assert outcome.summary["best"]["config"]["x"] == 2
