@@ -1,19 +1,23 @@
-"""GPU check: the quickstart experiment with four trials sharing one GPU, against the same run on the CPU.
+"""GPU check: the quickstart experiment on the CPU, on one GPU per trial, and with trials sharing one GPU.
 
-Runs `search_spaces/quickstart.yaml` through tunerd's Python API twice, with the same four configurations
-(seeded; FIFO, so every trial trains all its epochs):
+Runs `search_spaces/quickstart.yaml` through tunerd's Python API with the same seeded configurations
+(FIFO, so every trial trains all its epochs) once per placement:
 - cpu: `resources: {cpu: 1, gpu: 0}`;
-- gpu: `resources: {cpu: 1, gpu: 0.25}` (four trials on one GPU at once), while a background thread samples
-  `nvidia-smi` every 0.5 s: the device's memory.used and utilization.gpu, and each process's GPU memory
-  (torch.cuda.max_memory_allocated would only see its own process: the trials are other processes).
-Prints per trial: epochs/s (1 / the median epoch time, the first epoch left out: it holds CUDA's start),
-samples/s (the built-ins' `samples_per_s`, median), the best val_accuracy and wall time; then the GPU's
-memory and utilisation. Writes `benchmarks/results/gpu_check.json`.
+- gpu-1: `resources: {cpu: 1, gpu: 1}` (one trial at a time on the GPU), AMP on;
+- gpu-0.25: `resources: {cpu: 1, gpu: 0.25}` (four trials share the GPU at once), AMP on;
+while a background thread samples `nvidia-smi` every 0.5 s during each GPU run: the device's memory.used
+and utilization.gpu, and each process's GPU memory (torch.cuda.max_memory_allocated would only see its own
+process: the trials are other processes).
+Prints per run its trials per hour (trials / the experiment's wall time) and per trial: epochs/s (1 / the
+median epoch time, the first epoch left out: it holds CUDA's start), samples/s (the built-ins'
+`samples_per_s`, median), the best val_accuracy and wall time; then the GPU's memory and utilisation.
+Writes `benchmarks/results/gpu_check.json`.
 
-On a machine without CUDA the GPU half is skipped (and the JSON says why); the CPU half still runs.
+On a machine without CUDA the GPU runs are skipped (and the JSON says why); the CPU run still happens.
 
-    python benchmarks/gpu_check.py                 # 15 epochs, as the quickstart
-    python benchmarks/gpu_check.py --epochs 3      # a quick look
+    python benchmarks/gpu_check.py                       # 8 trials x 15 epochs, as the quickstart
+    python benchmarks/gpu_check.py --epochs 3            # a quick look
+    python benchmarks/gpu_check.py --gpu-shares 0.5      # other placements
     python benchmarks/gpu_check.py --cpu-only
 """
 from __future__ import annotations
@@ -110,7 +114,7 @@ def _number(text: str) -> float | None:
 
 
 def cuda_status() -> tuple[bool, str]:
-    """(usable, what this machine has) for the GPU half."""
+    """(usable, what this machine has) for the GPU runs."""
     try:
         import torch
     except ImportError as exc:
@@ -122,9 +126,11 @@ def cuda_status() -> tuple[bool, str]:
 
 
 def overrides(epochs: int, trials: int, cpu: float, gpu: float) -> list[str]:
-    """`--set`-style overrides: the same seeded configurations in both halves, every trial trained fully."""
+    """`--set`-style overrides: the same seeded configurations in every run, every trial trained fully;
+    AMP on where the trials have a GPU (it is what users get there by default; said explicitly here)."""
     return [f"search.num_samples={trials}", "scheduler.name=fifo", f"space.epochs={epochs}",
-            f"stop.max_epochs={epochs}", f"resources.cpu={cpu}", f"resources.gpu={gpu}", "tensorboard=false"]
+            f"stop.max_epochs={epochs}", f"resources.cpu={cpu}", f"resources.gpu={gpu}", "tensorboard=false",
+            *(["space.amp=true"] if gpu else [])]
 
 
 def trial_rows(outcome: Any) -> list[dict[str, Any]]:
@@ -150,7 +156,7 @@ def trial_rows(outcome: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def run_half(name: str, args: argparse.Namespace, storage: str, gpu: float) -> dict[str, Any]:
+def run_one(name: str, args: argparse.Namespace, storage: str, gpu: float) -> dict[str, Any]:
     from tunerd import api
 
     experiment = api.load(QUICKSTART, overrides(args.epochs, args.trials, args.cpu, gpu),
@@ -160,44 +166,63 @@ def run_half(name: str, args: argparse.Namespace, storage: str, gpu: float) -> d
     wall = time.monotonic() - started
     rows = trial_rows(outcome)
     rates = [r["epochs_per_s"] for r in rows if r["epochs_per_s"]]
-    return {"state": outcome.state, "resources": {"cpu": args.cpu, "gpu": gpu}, "experiment_wall_s": round(wall, 1),
+    return {"state": outcome.state, "resources": {"cpu": args.cpu, "gpu": gpu}, "amp": bool(gpu),
+            "experiment_wall_s": round(wall, 1), "trials_per_hour": round(len(rows) / wall * 3600),
             "mean_epochs_per_s": round(statistics.mean(rates), 3) if rates else None,
             "folder": str(outcome.folder), "trials": rows}
 
 
+def run_on_gpu(name: str, args: argparse.Namespace, storage: str, share: float) -> dict[str, Any]:
+    """One GPU run, with nvidia-smi sampled while it runs."""
+    sampler = GpuSampler()
+    if not sampler.available():
+        run = run_one(name, args, storage, gpu=share)
+        run["nvidia_smi"] = {"samples": 0, "errors": ["nvidia-smi is not on PATH"]}
+        return run
+    with sampler:
+        run = run_one(name, args, storage, gpu=share)
+    run["nvidia_smi"] = sampler.report()
+    return run
+
+
 def print_table(report: dict[str, Any]) -> None:
-    print(f"\n{'run':<4} {'trial':<12} {'epochs':>6} {'epochs/s':>9} {'1st epoch s':>11} {'samples/s':>10} "
+    print(f"\n{'run':<9} {'trial':<12} {'epochs':>6} {'epochs/s':>9} {'1st epoch s':>11} {'samples/s':>10} "
           f"{'best val_acc':>12} {'wall s':>7}")
-    for name in ("cpu", "gpu"):
-        half = report["runs"].get(name) or {}
-        if "skipped" in half:
-            print(f"{name:<4} skipped: {half['skipped']}")
+    for name, run in report["runs"].items():
+        if "skipped" in run:
+            print(f"{name:<9} skipped: {run['skipped']}")
             continue
-        for row in half.get("trials", []):
+        for row in run.get("trials", []):
             accuracy = f"{row['best_val_accuracy']:.4f}" if row["best_val_accuracy"] is not None else "-"
-            print(f"{name:<4} {row['trial_id'][-12:]:<12} {row['epochs']:>6} {row['epochs_per_s'] or 0:>9.2f} "
+            print(f"{name:<9} {row['trial_id'][-12:]:<12} {row['epochs']:>6} {row['epochs_per_s'] or 0:>9.2f} "
                   f"{row['first_epoch_s'] or 0:>11.2f} {row['samples_per_s'] or 0:>10.0f} {accuracy:>12} "
                   f"{row['wall_s'] or 0:>7.1f}")
-    gpu = report["runs"].get("gpu") or {}
-    monitor = gpu.get("nvidia_smi") or {}
-    if monitor.get("samples"):
-        print(f"\nGPU ({report['gpu']}): peak memory.used {monitor['peak_memory_used_mib']:.0f} of "
-              f"{monitor['memory_total_mib']:.0f} MiB; utilization mean {monitor['utilization_mean']}% "
-              f"(when busy {monitor['utilization_mean_when_busy']}%), max {monitor['utilization_max']}% "
-              f"({monitor['samples']} nvidia-smi samples, every {monitor['interval_s']} s)")
-        for pid, peak in monitor["process_peak_memory_mib"].items():
-            print(f"  process {pid}: peak GPU memory {peak:.0f} MiB")
-    if report.get("speedup") is not None:
-        print(f"\nGPU / CPU epochs per second per trial (mean): {report['speedup']:.2f}x")
+    print(f"\n{'run':<9} {'resources':<18} {'trials':>6} {'wall s':>7} {'trials/hour':>11} {'epochs/s/trial':>14}")
+    for name, run in report["runs"].items():
+        if "skipped" in run:
+            continue
+        resources = f"cpu {run['resources']['cpu']:g}, gpu {run['resources']['gpu']:g}"
+        print(f"{name:<9} {resources:<18} {len(run['trials']):>6} {run['experiment_wall_s']:>7.1f} "
+              f"{run['trials_per_hour']:>11} {run['mean_epochs_per_s'] or 0:>14.2f}")
+    for name, run in report["runs"].items():
+        monitor = run.get("nvidia_smi") or {}
+        if monitor.get("samples"):
+            print(f"\n{name} on {report['gpu']}: peak memory.used {monitor['peak_memory_used_mib']:.0f} of "
+                  f"{monitor['memory_total_mib']:.0f} MiB; utilization mean {monitor['utilization_mean']}% "
+                  f"(when busy {monitor['utilization_mean_when_busy']}%), max {monitor['utilization_max']}% "
+                  f"({monitor['samples']} nvidia-smi samples, every {monitor['interval_s']} s)")
+            for pid, peak in monitor["process_peak_memory_mib"].items():
+                print(f"  process {pid}: peak GPU memory {peak:.0f} MiB")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15, help="epochs per trial (default 15, as the quickstart)")
-    parser.add_argument("--trials", type=int, default=4, help="trials (default 4)")
-    parser.add_argument("--gpu-share", type=float, default=0.25, help="resources.gpu of a trial (default 0.25)")
-    parser.add_argument("--cpu", type=float, default=1, help="resources.cpu of a trial, both halves (default 1)")
-    parser.add_argument("--cpu-only", action="store_true", help="skip the GPU half")
+    parser.add_argument("--trials", type=int, default=8, help="trials per run (default 8)")
+    parser.add_argument("--gpu-shares", type=lambda text: [float(x) for x in text.split(",")], default=[1.0, 0.25],
+                        help="resources.gpu of a trial, one GPU run each (default 1,0.25)")
+    parser.add_argument("--cpu", type=float, default=1, help="resources.cpu of a trial, every run (default 1)")
+    parser.add_argument("--cpu-only", action="store_true", help="skip the GPU runs")
     parser.add_argument("--storage", default=None, help="where the experiments go (default: a temporary folder)")
     parser.add_argument("--output", default=str(OUTPUT), help=f"the JSON report (default {OUTPUT})")
     args = parser.parse_args(argv)
@@ -215,27 +240,19 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(), "gpu": gpu, "experiment": str(QUICKSTART.relative_to(ROOT)),
         "epochs": args.epochs, "trials": args.trials, "storage": storage, "runs": {},
     }
-    with ray_session(None, None):  # one Ray for both halves; it sees every CPU and GPU of the machine
-        print(f"cpu half: {args.trials} trials x {args.epochs} epochs, resources cpu {args.cpu:g}, gpu 0", flush=True)
-        report["runs"]["cpu"] = run_half("cpu", args, storage, gpu=0)
-        if args.cpu_only or not usable:
-            reason = "--cpu-only" if args.cpu_only else gpu
-            report["runs"]["gpu"] = {"skipped": reason}
-            print(f"gpu half skipped: {reason}", flush=True)
-        else:
-            print(f"gpu half: {args.trials} trials x {args.epochs} epochs, resources cpu {args.cpu:g}, "
-                  f"gpu {args.gpu_share:g}, on {gpu}", flush=True)
-            sampler = GpuSampler()
-            if sampler.available():
-                with sampler:
-                    report["runs"]["gpu"] = run_half("gpu", args, storage, gpu=args.gpu_share)
-                report["runs"]["gpu"]["nvidia_smi"] = sampler.report()
-            else:
-                report["runs"]["gpu"] = run_half("gpu", args, storage, gpu=args.gpu_share)
-                report["runs"]["gpu"]["nvidia_smi"] = {"samples": 0, "errors": ["nvidia-smi is not on PATH"]}
-    cpu_rate = report["runs"]["cpu"].get("mean_epochs_per_s")
-    gpu_rate = report["runs"]["gpu"].get("mean_epochs_per_s")
-    report["speedup"] = round(gpu_rate / cpu_rate, 2) if cpu_rate and gpu_rate else None
+    with ray_session(None, None):  # one Ray for every run; it sees every CPU and GPU of the machine
+        print(f"cpu: {args.trials} trials x {args.epochs} epochs, resources cpu {args.cpu:g}, gpu 0", flush=True)
+        report["runs"]["cpu"] = run_one("cpu", args, storage, gpu=0)
+        for share in args.gpu_shares:
+            name = f"gpu-{share:g}"
+            if args.cpu_only or not usable:
+                reason = "--cpu-only" if args.cpu_only else gpu
+                report["runs"][name] = {"skipped": reason}
+                print(f"{name} skipped: {reason}", flush=True)
+                continue
+            print(f"{name}: {args.trials} trials x {args.epochs} epochs, resources cpu {args.cpu:g}, "
+                  f"gpu {share:g}, AMP on, on {gpu}", flush=True)
+            report["runs"][name] = run_on_gpu(name, args, storage, share)
     print_table(report)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(output)  # atomically: a reader never sees half a report
     print(f"\nwritten: {output}")
-    failed = [name for name, half in report["runs"].items() if half.get("state", "finished") != "finished"]
+    failed = [name for name, run in report["runs"].items() if run.get("state", "finished") != "finished"]
     return 1 if failed else 0
 
 

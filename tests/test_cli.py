@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from tunerd.cli import main
@@ -51,6 +52,13 @@ def test_missing_file_and_bad_trainable_exit_2(tmp_path, in_repo, write_spec):
     path = write_spec(GOOD.replace("toy:quadratic", "toy:nothing_here"))
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 2 and "has no function 'nothing_here'" in result.output
+    assert f"{path}: trainable 'tests.fixtures.toy:nothing_here'" in result.output  # the file and the key
+
+
+@pytest.mark.parametrize("command", [["status"], ["resume", "x"], ["show", "x"]])
+def test_a_storage_no_folder_can_have_exits_2(command):
+    result = CliRunner().invoke(main, [*command, "--storage", "~nosuchuser/results"])
+    assert result.exit_code == 2 and "--storage: '~nosuchuser/results' is not a usable path" in result.output
 
 
 def test_dry_run_starts_nothing(in_repo, write_spec, tmp_path):

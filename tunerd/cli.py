@@ -163,9 +163,7 @@ def resume(name: str, storage: str | None, address: str | None, shared_storage: 
            json_lines: bool) -> None:
     """Finish the interrupted or crashed experiment NAME: finished trials are kept, the others continue
     from their last checkpoint."""
-    from tunerd.spec import resolve_storage
-
-    root = resolve_storage(storage, None)
+    root = _storage(storage)
     if not json_lines:
         click.echo(f"tunerd: resuming {name} from {root}")
     try:
@@ -330,9 +328,13 @@ def stop(job: str, address: str | None, wait_s: float) -> None:
 # Reading experiments from disk: `status`, `show` (tunerd.report does the work; no Ray needed)
 
 def _storage(storage: str | None) -> str:
+    """The storage `--storage` (or $TUNERD_STORAGE) names; a path no folder can have exits 2."""
     from tunerd.spec import resolve_storage
 
-    return resolve_storage(storage, None)
+    try:
+        return resolve_storage(storage, None)
+    except ValueError as exc:
+        _fail(UsageError(f"--storage: {exc}"))
 
 
 def _duration(seconds: float | None) -> str:

@@ -1,7 +1,22 @@
 """Errors tunerd raises on purpose: each carries a message a user can act on."""
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
+from typing import Any
+
+#: how many problems one error lists (a hostile file can hold a million)
+MAX_SHOWN = 50
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = _BRIEF.maxlong = 80
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 6
+_BRIEF.maxlevel = 2
+
+
+def brief(value: Any) -> str:
+    """`repr(value)` cut short: a value in a message must not be bigger than the file (YAML aliases)."""
+    return _BRIEF.repr(value)
 
 
 class TunerdError(Exception):
@@ -24,7 +39,12 @@ class Problem:
         where = file or "<spec>"
         if self.line is not None:
             where = f"{where}:{self.line}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return printable(f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}")
+
+
+def printable(text: str) -> str:
+    """Control characters escaped (`\\x1b`): a key from a hostile file must not drive the user's terminal."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 class SpecError(UsageError):
@@ -33,4 +53,7 @@ class SpecError(UsageError):
     def __init__(self, problems: list[Problem], file: str | None = None) -> None:
         self.problems = list(problems)
         self.file = file
-        super().__init__("\n".join(p.render(file) for p in self.problems))
+        lines = [p.render(file) for p in self.problems[:MAX_SHOWN]]
+        if len(self.problems) > MAX_SHOWN:
+            lines.append(f"... and {len(self.problems) - MAX_SHOWN} more problems")
+        super().__init__("\n".join(lines))

@@ -88,7 +88,10 @@ def check_trainable(experiment: Experiment) -> None:
     """Import a user's trainable now, so a wrong `module:function` fails before anything starts; for the
     built-ins, find every model `init_from` names (transfer learning) now rather than in every trial."""
     if not experiment.is_builtin:
-        user_function(experiment.spec.trainable)
+        try:
+            user_function(experiment.spec.trainable)
+        except UsageError as exc:  # name the file and the key, as for every other problem of the file
+            raise UsageError(f"{experiment.file or 'the experiment file'}: {exc}") from None
         return
     from trainables.transfer import resolve_source
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 from ray import tune
 
-from tunerd.errors import Problem
+from tunerd.errors import Problem, brief
 
 #: distribution key -> number of numeric arguments
 NUMERIC_KINDS: dict[str, int] = {
@@ -88,6 +88,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite(value: int | float) -> bool:
+    """math.isfinite, False for an int too big for a float (a Python dict handed to `validate` can hold 10**400)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def parse_space(raw: Any, path: str, problems: list[Problem]) -> Any:
     """Turn the raw YAML value at `path` into nodes, groups and constants, appending any problems."""
     if isinstance(raw, dict):
@@ -102,7 +110,7 @@ def parse_space(raw: Any, path: str, problems: list[Problem]) -> Any:
             return None
         group = {}
         for key, value in raw.items():
-            if not isinstance(key, str) or not NAME_PATTERN.match(key):
+            if not isinstance(key, str) or not NAME_PATTERN.fullmatch(key):
                 problems.append(Problem(f"{path}.{key}", "parameter names must match "
                                         "[A-Za-z_][A-Za-z0-9_]* (no '/', '.', spaces or control characters)"))
                 continue
@@ -116,7 +124,7 @@ def parse_space(raw: Any, path: str, problems: list[Problem]) -> Any:
 def _parse_node(kind: str, args: Any, path: str, problems: list[Problem]) -> Node | None:
     if kind in LIST_KINDS:
         if not isinstance(args, list) or not args:
-            problems.append(Problem(path, f"must be a non-empty list of values, got {args!r}"))
+            problems.append(Problem(path, f"must be a non-empty list of values, got {brief(args)}"))
             return None
         values = tuple(parse_space(v, f"{path}[{i}]", problems) for i, v in enumerate(args))
         for i, value in enumerate(values):
@@ -128,10 +136,10 @@ def _parse_node(kind: str, args: Any, path: str, problems: list[Problem]) -> Nod
     count = NUMERIC_KINDS[kind]
     shape = "[lo, hi, q]" if count == 3 else ("[mean, sd]" if kind == "normal" else "[lo, hi]")
     if not isinstance(args, list) or len(args) != count or not all(_is_number(a) for a in args):
-        problems.append(Problem(path, f"must be a list of {count} numbers {shape}, got {args!r}"))
+        problems.append(Problem(path, f"must be a list of {count} numbers {shape}, got {brief(args)}"))
         return None
-    if not all(math.isfinite(a) for a in args):
-        problems.append(Problem(path, f"numbers must be finite, got {args!r}"))
+    if not all(_is_finite(a) for a in args):
+        problems.append(Problem(path, f"numbers must be finite, got {brief(args)}"))
         return None
     before = len(problems)
     if kind == "normal":
@@ -140,7 +148,7 @@ def _parse_node(kind: str, args: Any, path: str, problems: list[Problem]) -> Nod
     else:
         lo, hi = args[0], args[1]
         if kind in INTEGER_KINDS and not all(float(a).is_integer() for a in args):
-            problems.append(Problem(path, f"bounds{' and q' if count == 3 else ''} must be integers, got {args!r}"))
+            problems.append(Problem(path, f"bounds{' and q' if count == 3 else ''} must be integers, got {brief(args)}"))
         if kind in LOG_KINDS and lo <= 0:
             problems.append(Problem(path, f"lower bound must be > 0 (log scale), got {lo}"))
         if kind == "lograndint" and lo < 1:
@@ -237,7 +245,7 @@ def complete_point(point: dict[str, Any], tree: dict[str, Any], rng: np.random.R
         if isinstance(node, Choice):
             index = option_index(node, given)
             if index is None:
-                raise ValueError(f"{given!r} is not one of the options of {node.path}")
+                raise ValueError(f"{brief(given)} is not one of the options of {node.path}")
             option = node.options[index]
             complete[key] = complete_point(given, option, rng) if isinstance(option, dict) else given
         elif isinstance(node, dict) and isinstance(given, dict):
@@ -252,11 +260,11 @@ def complete_point(point: dict[str, Any], tree: dict[str, Any], rng: np.random.R
 def check_value(node: Distribution, value: Any) -> None:
     """Raise ValueError unless `value` is one the distribution can produce (for given initial points)."""
     if not _is_number(value):
-        raise ValueError(f"{value!r} is not a number ({node.path})")
+        raise ValueError(f"{brief(value)} is not a number ({node.path})")
     if node.is_integer and not float(value).is_integer():
-        raise ValueError(f"{value!r} is not an integer ({node.path})")
+        raise ValueError(f"{brief(value)} is not an integer ({node.path})")
     if node.kind != "normal" and not node.low <= value <= node.high:
-        raise ValueError(f"{value!r} is outside [{node.low}, {node.high}] ({node.path})")
+        raise ValueError(f"{brief(value)} is outside [{node.low}, {node.high}] ({node.path})")
 
 
 def sample(node: Any, rng: np.random.RandomState) -> Any:

@@ -6,6 +6,7 @@ line) before anything runs. The result, `Experiment`, is what the rest of tunerd
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tunerd import space as spacelib
-from tunerd.errors import Problem, SpecError
+from tunerd.errors import Problem, SpecError, brief
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_STORAGE = "./tunerd-results"
@@ -103,7 +104,7 @@ class ExperimentSpec(_Section):
     resources: ResourcesSpec = ResourcesSpec()
     checkpoint: CheckpointSpec = CheckpointSpec()
     failures: FailuresSpec = FailuresSpec()
-    storage: str = DEFAULT_STORAGE
+    storage: str = Field(DEFAULT_STORAGE, min_length=1)
     tensorboard: bool = True
     export: ExportSpec = ExportSpec()
 
@@ -163,7 +164,20 @@ class Experiment:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader (no Python tags, nothing evaluated) that also reads `1e-3` as a float, as users expect."""
+    """SafeLoader (no Python tags, nothing evaluated) that also reads `1e-3` as a float, as users expect, reads
+    `2024-01-31` as text rather than a date, and refuses nesting deep enough to overflow PyYAML's recursion."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"more than {MAX_DEPTH} levels of nesting",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 _Loader.add_implicit_resolver(
@@ -171,9 +185,19 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"),
 )
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_SCALAR_TAGS = tuple(f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null"))
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+#: a key path longer than this is not a name anyone wrote (it keeps alias bombs small in memory too)
+MAX_PATH = 1000
+#: 64-bit integers: what numpy, hyperopt and Ray's searchers hold
+MAX_INT = 2**63
 
 
 class _YamlProblem(Exception):
@@ -182,53 +206,122 @@ class _YamlProblem(Exception):
         self.problem = problem
 
 
+def _too_big(path: str, node: yaml.Node) -> _YamlProblem:
+    return _YamlProblem(Problem(path, f"the file expands to more than {MAX_NODES} values or {MAX_DEPTH} levels "
+                                      "(YAML aliases?)", node.start_mark.line + 1))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:18]}...{text[-18:]}"
+
+
+def _scalar(loader: _Loader, node: yaml.Node, path: str) -> Any:
+    """A plain value (text, number, true/false, null); a number must fit 64 bits, as it will downstream."""
+    line = node.start_mark.line + 1
+    if node.tag.endswith(":int") and len(node.value) > 100:  # int() refuses over 4300 digits, slowly
+        raise _YamlProblem(Problem(path, f"integer {_short(node.value)} is out of range (64 bits)", line))
+    try:
+        value = loader.construct_object(node)
+    except yaml.YAMLError:  # a tag PyYAML does not know: "not valid YAML"
+        raise
+    except Exception:  # PyYAML's scalar constructors raise whatever int(), float() or dict lookups raise
+        raise _YamlProblem(Problem(path, f"{_short(node.value)!r} is not a valid {node.tag.rsplit(':', 1)[-1]}",
+                                   line)) from None
+    if node.tag not in _SCALAR_TAGS:  # !!binary, !!timestamp: bytes and dates no searcher or JSON file takes
+        raise _YamlProblem(Problem(path, f"YAML tag {node.tag} is not allowed: tunerd files hold plain values", line))
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
+        raise _YamlProblem(Problem(path, f"integer {_short(str(value))} is out of range (64 bits)", line))
+    if isinstance(value, float) and math.isinf(value) and "inf" not in node.value.lower():
+        raise _YamlProblem(Problem(path, f"number {_short(node.value)} is out of range (64-bit float)", line))
+    return value
+
+
+def _merged_size(node: yaml.MappingNode, path: str, sizes: dict[int, int], depth: int) -> int:
+    """How many pairs `node` holds once its `<<` merge keys are expanded (merges of merges grow exponentially,
+    and a mapping merging itself sends PyYAML into endless recursion)."""
+    if id(node) in sizes:
+        if sizes[id(node)] < 0:
+            raise _YamlProblem(Problem(path, "a merge key (<<) includes its own mapping", node.start_mark.line + 1))
+        return sizes[id(node)]
+    if depth > MAX_DEPTH:
+        raise _too_big(path, node)
+    sizes[id(node)] = -1
+    total = 0
+    for key, value in node.value:
+        if key.tag != _MERGE_TAG:
+            total += 1
+            continue
+        sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        total += sum(_merged_size(source, path, sizes, depth + 1) for source in sources
+                     if isinstance(source, yaml.MappingNode))
+    sizes[id(node)] = total
+    return total
+
+
 def _construct(loader: _Loader, node: yaml.Node, path: str, lines: dict[str, int], budget: list[int],
                depth: int) -> Any:
     budget[0] -= 1
     if budget[0] < 0 or depth > MAX_DEPTH:
-        raise _YamlProblem(Problem(path, f"the file expands to more than {MAX_NODES} values or "
-                                         f"{MAX_DEPTH} levels (YAML aliases?)", node.start_mark.line + 1))
+        raise _too_big(path, node)
+    if len(path) > MAX_PATH:
+        raise _YamlProblem(Problem(path[:80] + "...", f"key path longer than {MAX_PATH} characters",
+                                   node.start_mark.line + 1))
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         raise _YamlProblem(Problem(path, f"YAML tag {node.tag} is not allowed: tunerd files hold plain values",
                                    node.start_mark.line + 1))
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        own = len(node.value)
+        if any(key.tag == _MERGE_TAG for key, _ in node.value):
+            own = sum(key.tag != _MERGE_TAG for key, _ in node.value)
+            budget[0] -= _merged_size(node, path, {}, 0)
+            if budget[0] < 0:
+                raise _too_big(path, node)
+            loader.flatten_mapping(node)  # merged pairs first, then the mapping's own
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        written: set[str] = set()  # the mapping's own keys: they override merged ones, and may not repeat
+        for i, (key_node, value_node) in enumerate(node.value):
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _YamlProblem(Problem(path, "keys must be plain names", key_node.start_mark.line + 1))
-            key = loader.construct_object(key_node)
+            key = _scalar(loader, key_node, path)
             if not isinstance(key, (str, int, float, bool)) or key is None:
-                raise _YamlProblem(Problem(path, f"key {key!r} must be a name", key_node.start_mark.line + 1))
+                raise _YamlProblem(Problem(path, f"key {brief(key)} must be a name", key_node.start_mark.line + 1))
             key = str(key) if not isinstance(key, str) else key
             child = f"{path}.{key}" if path else key
-            if key in result:
-                raise _YamlProblem(Problem(child, "duplicate key", key_node.start_mark.line + 1))
+            if i >= len(node.value) - own:
+                if key in written:
+                    raise _YamlProblem(Problem(child, "duplicate key", key_node.start_mark.line + 1))
+                written.add(key)
             result[key] = _construct(loader, value_node, child, lines, budget, depth + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item, f"{path}[{i}]", lines, budget, depth + 1)
                 for i, item in enumerate(node.value)]
-    return loader.construct_object(node)
+    return _scalar(loader, node, path)
 
 
 def parse_yaml(text: str, where: str = "") -> tuple[Any, dict[str, int]]:
     """Safe-load YAML text; returns the value and {key path: line}. Raises `_YamlProblem`."""
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # the reader refuses control characters here
         node = loader.get_single_node()
         if node is None:
             return None, {}
         lines: dict[str, int] = {}
         value = _construct(loader, node, where, lines, [MAX_NODES], 0)
         return value, lines
+    except yaml.reader.ReaderError as exc:
+        raise _YamlProblem(Problem(where, f"not valid YAML: character U+{exc.character:04X} is not allowed "
+                                          "(control characters must be escaped in double quotes)",
+                                   text.count("\n", 0, exc.position) + 1)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         reason = getattr(exc, "problem", None) or str(exc)
         raise _YamlProblem(Problem(where, f"not valid YAML: {reason}", mark.line + 1 if mark else None)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:
@@ -265,6 +358,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
 
 def did_you_mean(word: Any, candidates: list[str] | tuple[str, ...]) -> str:
     """' (did you mean 'x'?)' when a candidate is close to `word`, else ''."""
+    if not isinstance(word, str) or len(word) > 100:
+        return ""
     close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -291,14 +386,14 @@ def _pydantic_problems(error: ValidationError) -> list[Problem]:
             message = "required key is missing"
         elif kind == "literal_error":
             options = re.findall(r"'([^']*)'", item["ctx"]["expected"])
-            message = f"must be one of {', '.join(options)}; got {value!r}{did_you_mean(value, options)}"
+            message = f"must be one of {', '.join(options)}; got {brief(value)}{did_you_mean(value, options)}"
         elif kind == "string_pattern_mismatch" and loc == ("name",):
             message = (f"must start with a letter or digit and hold only letters, digits, '_', '.', '-' "
-                       f"(at most 128), got {value!r}")
+                       f"(at most 128), got {brief(value)}")
         elif kind == "model_type" or kind == "dict_type":
-            message = f"must be a mapping, got {type(value).__name__} {value!r}"
+            message = f"must be a mapping, got {type(value).__name__} {brief(value)}"
         else:
-            message = f"{item['msg'][0].lower()}{item['msg'][1:]}, got {value!r}"
+            message = f"{item['msg'][0].lower()}{item['msg'][1:]}, got {brief(value)}"
         problems.append(Problem(path, message))
     return problems
 
@@ -336,7 +431,7 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
     from trainables.data import DATA_KEYS
 
     if spec.trainable not in BUILTINS:
-        problems.append(Problem("trainable", f"unknown built-in {spec.trainable!r}"
+        problems.append(Problem("trainable", f"unknown built-in {brief(spec.trainable)}"
                                              f"{did_you_mean(spec.trainable, BUILTINS)}; built-ins: "
                                              f"{', '.join(BUILTINS)}, or 'package.module:function'"))
         return
@@ -351,10 +446,10 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
                 if not isinstance(value, spacelib.Distribution) and value not in KNOB_CHOICES[name]:
                     options = KNOB_CHOICES[name]
                     problems.append(Problem(path, f"{name} must be one of {', '.join(map(str, options))}; "
-                                                  f"got {value!r}{did_you_mean(value, options)}"))
+                                                  f"got {brief(value)}{did_you_mean(value, options)}"))
     if spec.metric not in SEARCHABLE_METRICS:
         problems.append(Problem("metric", f"built-in trainables report {', '.join(SEARCHABLE_METRICS)}; got "
-                                          f"{spec.metric!r}{did_you_mean(spec.metric, SEARCHABLE_METRICS)}"))
+                                          f"{brief(spec.metric)}{did_you_mean(spec.metric, SEARCHABLE_METRICS)}"))
     data = spec.data
     for key in (data.model_extra or {}):
         if key not in DATA_KEYS:
@@ -366,7 +461,7 @@ def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> 
         if not Path(data.path).exists():
             problems.append(Problem("data.path", f"no such file or folder: {data.path}"))
     elif data.name not in DATASETS:
-        problems.append(Problem("data.name", f"unknown data set {data.name!r}{did_you_mean(data.name, DATASETS)};"
+        problems.append(Problem("data.name", f"unknown data set {brief(data.name)}{did_you_mean(data.name, DATASETS)};"
                                              f" built-in: {', '.join(DATASETS)} (or data.path)"))
     if data.folds == 1:
         problems.append(Problem("data.folds", "one fold is no cross-validation: use 0 (off) or k >= 2"))
@@ -429,8 +524,8 @@ def _check_cross(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> No
     _check_initial_points(spec, tree, problems)
     if ":" in spec.trainable:
         module, _, function = spec.trainable.partition(":")
-        if not re.match(r"^[A-Za-z_][\w.]*$", module) or not function.isidentifier():
-            problems.append(Problem("trainable", f"expected 'package.module:function', got {spec.trainable!r}"))
+        if not re.fullmatch(r"[A-Za-z_][\w.]*", module) or not function.isidentifier():
+            problems.append(Problem("trainable", f"expected 'package.module:function', got {brief(spec.trainable)}"))
         if spec.export.quantize:
             problems.append(Problem("export.quantize", "int8 export rebuilds a built-in model; your own trainable "
                                                        "exports its own checkpoint"))
@@ -454,6 +549,8 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
         spec = spec.model_copy(update={"data": _normalise_data(spec.data)})
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc))
+    except ValueError as exc:
+        problems.append(Problem("data.path", str(exc)))
     tree: dict[str, Any] = {}
     if isinstance(raw.get("space"), dict):
         if not raw["space"]:
@@ -464,14 +561,17 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
     if problems:
         raise SpecError([_locate(p, lines, overridden) for p in problems], file)
     assert spec is not None
-    spec = spec.model_copy(update={"storage": resolve_storage(storage, spec.storage)})
+    try:
+        spec = spec.model_copy(update={"storage": resolve_storage(storage, spec.storage)})
+    except ValueError as exc:
+        raise SpecError([_locate(Problem("storage", str(exc)), lines, overridden)], file) from None
     return Experiment(spec=spec, space=tree, raw=raw, file=file)
 
 
 def _normalise_data(data: DataSpec) -> DataSpec:
     """Neither name nor path: digits. A path is made absolute: trials may run in another folder."""
     if data.path is not None:
-        return data.model_copy(update={"path": str(Path(data.path).expanduser().resolve())})
+        return data.model_copy(update={"path": _absolute(data.path)})
     if data.name is None:
         return data.model_copy(update={"name": "digits"})
     return data
@@ -487,7 +587,8 @@ def _locate(problem: Problem, lines: dict[str, int], overridden: tuple[str, ...]
     while probe:
         if probe in lines:
             return Problem(path, problem.message, problem.line or lines[probe])
-        probe = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe) if re.search(r"(\.|\[)", probe) else ""
+        parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+        probe = parent if parent != probe else ""  # a key like `a[b` has no parent to find
     return problem
 
 
@@ -498,7 +599,15 @@ def resolve_storage(cli: str | None, from_file: str | None) -> str:
         chosen = chosen[len("file://"):]
     if "://" in chosen:
         return chosen
-    return str(Path(chosen).expanduser().resolve())
+    return _absolute(chosen)
+
+
+def _absolute(path: str) -> str:
+    """`path` made absolute; ValueError for one no folder can have (a NUL byte, `~user` of no user)."""
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{brief(path)} is not a usable path ({exc})") from None
 
 
 def load(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (), *,
