@@ -63,6 +63,10 @@ def test_workers_times_their_resources_must_fit_and_cap_the_trials_at_once() -> 
     assert not fit(gpus, [node(8, 1)]).fits and fit(gpus, [node(8, 1), node(8, 1)]).fits
     assert fit(ResourcesSpec(cpu=0.1), [node(1)]).slots == 10  # Ray's 1e-4 units, not float division
     assert max_concurrent(ResourcesSpec(cpu=1), None, [node(2)]) is None  # one worker: Tune's own accounting
+    # a model-based searcher gets the slots, or Ray Tune would let it start one trial at a time
+    assert max_concurrent(ResourcesSpec(cpu=1), None, [node(2)], model_based=True) == 2
+    assert max_concurrent(ResourcesSpec(cpu=1, gpu=0.25), None, [node(16, gpu=1)], model_based=True) == 4
+    assert max_concurrent(ResourcesSpec(cpu=1), 1, [node(2)], model_based=True) == 1
 
 
 def test_a_two_worker_experiment_that_cannot_fit_is_refused_before_it_starts(ray_session, write_spec, tmp_path):

@@ -62,10 +62,19 @@ def misfit_message(resources: ResourcesSpec, found: Fit) -> str:
             f"gpu {found.largest['GPU']:g}); lower resources.workers or resources.cpu/gpu")
 
 
-def max_concurrent(resources: ResourcesSpec, asked: int | None, nodes: list[Mapping[str, Any]]) -> int | None:
+def max_concurrent(resources: ResourcesSpec, asked: int | None, nodes: list[Mapping[str, Any]], *,
+                   model_based: bool = False) -> int | None:
     """Tune's `max_concurrent_trials`: what the file asks; for multi-worker trials also no more than the
-    cluster holds workers for (at least 1: a cluster that may grow is only warned about)."""
+    cluster holds workers for (at least 1: a cluster that may grow is only warned about).
+
+    A model-based searcher (hyperopt, bayesopt) that is not capped gets the trials the cluster holds at once:
+    Ray Tune lets such a searcher have a single pending trial unless it is capped (its ConcurrencyLimiter
+    sets how many may wait), so trials would start one after another, each waiting for the previous one's
+    actor. With the cap, a slot that frees is filled at once, with a suggestion that has seen every result.
+    """
     if resources.workers == 1:
+        if asked is None and model_based:
+            return fit(resources, nodes).concurrent_trials
         return asked
     cap = fit(resources, nodes).concurrent_trials
     return cap if asked is None else min(asked, cap)

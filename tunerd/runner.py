@@ -187,7 +187,8 @@ def _callbacks(experiment: Experiment, record: ExperimentRecord, quiet: bool, js
 def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool,
                 json_lines: bool = False) -> tune.Tuner:
     spec = experiment.spec
-    concurrent = max_concurrent(spec.resources, spec.search.max_concurrent, ray.nodes())
+    concurrent = max_concurrent(spec.resources, spec.search.max_concurrent, ray.nodes(),
+                                model_based=spec.search.algorithm in ("hyperopt", "bayesopt"))
     search_alg, param_space = build_search(experiment, max_concurrent=concurrent)
     return tune.Tuner(
         build_trainable(experiment),
