@@ -28,7 +28,9 @@ def ray_session():
     if started:
         from tunerd.session import start_embedded_ray
 
-        start_embedded_ray(num_cpus=2, pythonpath=str(REPO))  # as `tunerd launch` starts it
+        # as `tunerd launch` starts it: workers import the repository's modules, and what PYTHONPATH holds
+        inherited = os.environ.get("PYTHONPATH")
+        start_embedded_ray(num_cpus=2, pythonpath=os.pathsep.join([str(REPO), *([inherited] if inherited else [])]))
     yield ray
     if started:
         ray.shutdown()
