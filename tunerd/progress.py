@@ -93,9 +93,8 @@ class ProgressView(Callback):
 
     def running_lines(self) -> list[str]:
         lines = []
-        for trial in sorted(self.record.trials.values(), key=lambda t: t.index):
-            if trial.status != "running":
-                continue
+        running = [t for t in self.record.trials.values() if t.status == "running"]  # sort these only
+        for trial in sorted(running, key=lambda t: t.index):
             value = trial.last.get(self.record.metric)
             planned = trial.planned_epochs or self.max_epochs
             epoch = f"epoch {trial.epochs}/{planned}" if planned else f"epoch {trial.epochs}"

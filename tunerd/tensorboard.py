@@ -5,10 +5,21 @@ list values, and writes an *experiment* summary per trial (TensorBoard then show
 This subclass (so Ray does not add its own) writes each trial's session-start HParams, every config value
 included, the moment the trial starts, and no experiment summary: TensorBoard infers the columns from
 all trials. Scalars use the plain metric names so the HParams table shows them as metric columns.
+
+The event files are written by `EventFile`, in the driver's thread, rather than by tensorboardX's
+`SummaryWriter`, which starts a writer thread per trial and fsyncs on every flush: with one writer per
+trial that cost 5-8 ms a trial on the 2-core machine (200 one-report trials: 1.6 s of a 9 s run under the
+profiler, more than the rest of tunerd's callbacks together). The records are the same (tensorboardX's
+protos and framing); the scalars of one epoch go in one event.
 """
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import socket
+import struct
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,36 +61,74 @@ def trial_log_dir(trial: Trial) -> str:
     return trial.local_path
 
 
+class EventFile:
+    """One TensorBoard event file, written synchronously: each `write` is flushed to the OS, so TensorBoard
+    (which reads the page cache) sees it at once. No fsync: an event file that loses its last records in a
+    machine crash is still readable, and the trial's results are kept by Ray and `summary.json` too."""
+
+    _serial = itertools.count()
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+
+        # tensorboardX's naming, pid and a serial included, so a restarted trial never reopens a file
+        name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}."
+                f"{next(self._serial)}")
+        self._file = open(Path(folder) / name, "ab")  # closed by `close`, at the trial's end
+        self.write(Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def write(self, event: Any) -> None:
+        from tensorboardX.record_writer import masked_crc32c
+
+        data = event.SerializeToString()
+        header = struct.pack("Q", len(data))
+        self._file.write(b"".join((header, struct.pack("I", masked_crc32c(header)), data,
+                                   struct.pack("I", masked_crc32c(data)))))
+        self._file.flush()
+
+    def add_summary(self, summary: Any, step: int | None = None) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+
+        event = Event(wall_time=time.time(), summary=summary)
+        if step is not None:
+            event.step = step
+        self.write(event)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class HParamsTensorBoardCallback(TBXLoggerCallback):
     """Ray's TBX logger, reworked so the HParams dashboard is complete and live."""
 
     def __init__(self, metric: str) -> None:
         super().__init__()
         self.metric = metric
+        self._trial_writer: dict[Trial, EventFile] = {}  # type: ignore[assignment]
 
     def log_trial_start(self, trial: Trial) -> None:
         from tensorboardX.summary import hparams
 
         if trial in self._trial_writer:
             self._trial_writer[trial].close()
-        writer = self._summary_writer_cls(trial_log_dir(trial), flush_secs=5)
+        writer = EventFile(trial_log_dir(trial))
         _, session_start, _ = hparams(hparam_dict=hparam_values(trial.config), metric_dict={self.metric: 0.0})
-        writer.file_writer.add_summary(session_start)
-        writer.flush()
+        writer.add_summary(session_start)
         self._trial_writer[trial] = writer
         self._trial_result[trial] = {}
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict) -> None:
+        from tensorboardX.proto.summary_pb2 import Summary
+        from tensorboardX.summary import _clean_tag
+
         if trial not in self._trial_writer:
             self.log_trial_start(trial)
-        writer = self._trial_writer[trial]
         step = int(result.get("epoch") or result.get("training_iteration") or iteration)
-        for key, value in result.items():
-            if key in _SKIP or isinstance(value, bool) or not isinstance(value, (int, float)):
-                continue
-            if math.isfinite(value):
-                writer.add_scalar(key, value, global_step=step)
-        writer.flush()
+        values = [Summary.Value(tag=_clean_tag(key), simple_value=value) for key, value in result.items()
+                  if key not in _SKIP and not isinstance(value, bool) and isinstance(value, (int, float))
+                  and math.isfinite(value)]
+        if values:  # one event per epoch holding every scalar (tensorboardX writes one per scalar)
+            self._trial_writer[trial].add_summary(Summary(value=values), step=step)
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
         from tensorboardX.summary import hparams
@@ -93,7 +142,7 @@ class HParamsTensorBoardCallback(TBXLoggerCallback):
             from tensorboardX.proto.api_pb2 import Status
 
             session_end.value[0].metadata.plugin_data.content = _session_end_content(Status.STATUS_FAILURE)
-        writer.file_writer.add_summary(session_end)
+        writer.add_summary(session_end)
         writer.close()
 
 

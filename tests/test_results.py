@@ -1,0 +1,118 @@
+"""The record's rendering and its write schedule (no Ray needed): summary.json is the same data however it is
+encoded, and it is rewritten at most about once a second however many trials end."""
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+from pyarrow.fs import LocalFileSystem
+
+from tunerd.results import ExperimentRecord, RecordCallback, _jsonable, compact_json
+from tunerd.tensorboard import HParamsTensorBoardCallback
+
+
+def record_with_trials(tmp_path, n: int = 5) -> ExperimentRecord:
+    record = ExperimentRecord(tmp_path, name="x", metric="loss", mode="min", trial_count=n + 2)
+    for i in range(n):
+        config = {"lr": 10.0 ** -i, "group": {"units": np.int64(8 * (i + 1))}, "shape": (1, 2)}
+        record.started_trial(f"t{i}", config, i)
+        record.add_result(f"t{i}", config, {"epoch": 1, "loss": 1.0 / (i + 1), "val_accuracy": np.float64(0.5)})
+        record.ended_trial(f"t{i}", config, max_epochs=1)
+    record.started_trial("nan", {"lr": 1.0}, n)
+    record.add_result("nan", {"lr": 1.0}, {"epoch": 1, "loss": math.nan})
+    return record
+
+
+def test_summary_file_holds_the_summary(tmp_path):
+    record = record_with_trials(tmp_path)
+    record.write()
+    written = json.loads((tmp_path / "summary.json").read_text())
+    expected = _jsonable(record.summary())
+    assert written.pop("updated") and expected.pop("updated")
+    assert written == expected
+    assert written["trials"][-1]["last"] == {"epoch": 1, "loss": None, "diverged": True}  # NaN -> null
+    assert written["trials"][0]["config"]["group"]["units"] == 8  # numpy -> plain numbers
+
+
+def test_summary_file_without_trials(tmp_path):
+    ExperimentRecord(tmp_path, name="x", metric="loss", mode="min", trial_count=3).write()
+    assert json.loads((tmp_path / "summary.json").read_text())["trials"] == []
+
+
+class Opaque:
+    def __str__(self) -> str:
+        return "opaque"
+
+
+def test_compact_json_matches_the_slow_path():
+    for value in ({"a": 1.5, "b": [1, (2, 3)], "c": None, "d": "x"}, {"n": math.inf}, {1: np.float32(0.5)},
+                  {"o": Opaque(), "i": np.int64(3), "t": np.bool_(True)}):
+        assert json.loads(compact_json(value)) == json.loads(json.dumps(_jsonable(value)))
+
+
+def test_best_is_the_first_ranked_ties_included(tmp_path):
+    for mode in ("min", "max"):
+        record = ExperimentRecord(tmp_path, name="x", metric="m", mode=mode, trial_count=4)
+        for i, value in enumerate([2.0, 1.0, 2.0, 1.0]):
+            record.add_result(f"t{i}", {}, {"epoch": 1, "m": value})
+        assert record.best() is record.ranked()[0]
+    assert ExperimentRecord(tmp_path, name="x", metric="m", mode="min", trial_count=1).best() is None
+
+
+class CountingRecord(ExperimentRecord):
+    writes = 0
+
+    def write(self) -> None:
+        self.writes += 1
+
+
+def test_record_is_written_at_most_once_an_interval_and_at_the_end(tmp_path, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("tunerd.results.time.monotonic", lambda: clock[0])
+    record = CountingRecord(tmp_path, name="x", metric="loss", mode="min", trial_count=50)
+    callback = RecordCallback(record, max_epochs=1, min_interval_s=1.0)
+    trials = [SimpleNamespace(trial_id=f"t{i}", config={}, error_file=None) for i in range(50)]
+    for trial in trials:  # 50 trials start, report and end within the same instant
+        callback.on_trial_start(0, trials, trial)
+        callback.on_trial_result(0, trials, trial, {"epoch": 1, "loss": 1.0})
+        callback.on_trial_complete(0, trials, trial)
+    assert record.writes == 1
+    callback.on_step_end(0, trials)
+    assert record.writes == 1  # not yet: less than an interval since the last write
+    clock[0] += 1.0
+    callback.on_step_end(0, trials)  # the changes since are written by the next step
+    assert record.writes == 2
+    clock[0] += 5.0
+    callback.on_step_end(0, trials)
+    assert record.writes == 2  # nothing changed
+    callback.on_experiment_end(trials)
+    assert record.writes == 3  # always at the end
+    assert record.counts()["finished"] == 50
+
+
+class FakeTrial:
+    """What the TensorBoard callback reads of a Ray Tune trial (hashable, as trials are)."""
+
+    def __init__(self, path) -> None:
+        self.config, self.path, self.trial_id = {"lr": 0.1, "units": [8, 16]}, str(path), "t"
+        self.storage = SimpleNamespace(storage_filesystem=LocalFileSystem())
+
+
+def test_event_file_is_read_back_by_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    callback = HParamsTensorBoardCallback("loss")
+    trial = FakeTrial(tmp_path)
+    callback.log_trial_start(trial)
+    for epoch in (1, 2):
+        callback.log_trial_result(epoch, trial, {"epoch": epoch, "loss": 1.0 / epoch, "ok": True, "bad": math.nan,
+                                                 "time_this_iter_s": 1.0})
+    callback.log_trial_end(trial)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(s.step, s.value) for s in events.Scalars("loss")] == [(1, 1.0), (2, 0.5)]
+    assert events.Tags()["scalars"] == ["loss"]
+    content = events.PluginTagToContent("hparams")
+    assert {"_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(content)
