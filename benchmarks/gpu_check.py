@@ -254,11 +254,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"gpu {share:g}, AMP on, on {gpu}", flush=True)
             report["runs"][name] = run_on_gpu(name, args, storage, share)
     print_table(report)
+    from tunerd.results import write_atomic
+
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(output)  # atomically: a reader never sees half a report
+    write_atomic(output, json.dumps(report, indent=2) + "\n")  # a reader never sees half a report
     print(f"\nwritten: {output}")
     failed = [name for name, run in report["runs"].items() if run.get("state", "finished") != "finished"]
     return 1 if failed else 0

@@ -17,7 +17,7 @@ TensorBoard files, the progress view). "s per trial per slot" = wall seconds x t
   raw Tune's (target <= 1.0). One tunerd run of 10 trials first starts Ray's worker processes.
 - growth (target 3): for each of `--sizes` (50, 200, 800) a fresh process with its own Ray runs the
   warm-up and then one tunerd experiment of that many trials: its s per trial per slot and the driver's
-  peak memory (`ru_maxrss` of that process: Ray's own processes are not counted). Targets: the cost per
+  peak memory (its VmHWM, `benchmarks/measure.py`: Ray's own processes are not counted). Targets: the cost per
   trial at the largest size at most 1.5 x that at the middle one (about linear; O(n^2) work would show
   as a cost per trial growing with n), and the driver's peak memory at the largest size at most 1.5 x
   that at the smallest (the imports, Ray's client and Tune are most of it; each trial adds its record).
@@ -37,7 +37,6 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -49,6 +48,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `python benchmarks/NAME.py` puts benchmarks/ first, not the repo
+
+from benchmarks.measure import peak_rss_mib  # noqa: E402
 OUTPUT = ROOT / "benchmarks" / "results" / "overhead.json"
 
 PER_SLOT_TARGET = 0.15  # s per trial per slot, tunerd
@@ -192,8 +194,6 @@ def growth(sizes: list[int]) -> dict[str, Any]:
                                          / max(1, last["trials"] - first["trials"]), 1)}
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def target_rows(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,11 +17,9 @@ Three parts, each written to `benchmarks/results/reliability.json` and printed a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `python benchmarks/NAME.py` puts benchmarks/ first, not the repo
+
+from benchmarks.measure import peak_rss_mib  # noqa: E402
 OUTPUT = ROOT / "benchmarks" / "results" / "reliability.json"
 
 FAULTS_SPEC = """\
@@ -138,15 +139,6 @@ def load(storage: Path, trials: int) -> dict[str, Any]:
             "summary_json_kib": round(summary_file.stat().st_size / 1024, 1)}
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident memory: VmHWM where Linux has it (getrusage's ru_maxrss survives exec,
-    so a process started by a big one would report its parent's peak), else ru_maxrss."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    scale = 1024 if sys.platform != "darwin" else 1024 * 1024  # KiB on Linux, bytes on macOS
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -192,11 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load: {args.trials} trials, in a fresh process ...", flush=True)
     report["load"] = load_in_fresh_process(storage / "load", args.trials)
     print_table(report)
+    from tunerd.results import write_atomic
+
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(output)
+    write_atomic(output, json.dumps(report, indent=2) + "\n")  # a reader never sees half a report
     print(f"\nwritten: {output}")
     ok = (report["files"]["exit_2"] == report["files"]["files"] and not report["files"]["tracebacks"]
           and not report["files"]["ray_started"] and report["faults"]["survived"]

@@ -54,11 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
               "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "seconds": timings, "targets": rows}
+    from tunerd.results import write_atomic
+
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(output)
+    write_atomic(output, json.dumps(report, indent=2) + "\n")  # a reader never sees half a report
     print(f"\nwritten: {output}")
     return 0 if all(row["pass"] for row in rows) else 1
 
