@@ -199,10 +199,12 @@ def test_median_rule_stops_trials_below_the_median(ray_session, in_repo, write_s
 
 
 def test_time_budget_ends_the_experiment_as_finished(ray_session, in_repo, write_spec, tmp_path):
+    # 8 s: long enough for a first report on a loaded machine (a trial's actor can take seconds to start)
     path = write_spec(QUADRATIC.format(name="budget", samples=50, scheduler="fifo")
-                      .replace("toy:quadratic", "toy:slow").replace("stop: {max_epochs: 9}",
-                                                                    "stop: {max_epochs: 10, time_budget_s: 4}"))
+                      .replace("toy:quadratic", "toy:slow")
+                      .replace("stop: {max_epochs: 9}", "stop: {max_epochs: 40, time_budget_s: 8}")
+                      .replace("  epochs: 9", "  epochs: 40"))
     outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "results")), quiet=True)
     assert outcome.state == "finished"
     assert len(outcome.summary["trials"]) < 50
-    assert not any(t["status"] == "finished" for t in outcome.summary["trials"])  # 5 s of epochs > budget
+    assert not any(t["status"] == "finished" for t in outcome.summary["trials"])  # 20 s of epochs > budget
