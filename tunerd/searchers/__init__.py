@@ -18,7 +18,6 @@ from tunerd.spec import Experiment
 
 ALGORITHMS = ("grid", "random", "hyperopt", "bayesopt")
 HYPEROPT_RANDOM_INITIAL = 10
-BAYESOPT_RANDOM_INITIAL = 5
 
 __all__ = ["ALGORITHMS", "build_search"]
 
@@ -51,7 +50,7 @@ def build_search(experiment: Experiment, *,
 
     searcher = BayesOptSearcher(
         experiment.space, metric=spec.metric, mode=spec.mode, seed=spec.seed, initial_points=points,
-        random_initial=search.random_initial if search.random_initial is not None else BAYESOPT_RANDOM_INITIAL,
+        random_initial=search.random_initial,  # None: max(5, 2 x the searched parameters), see default_random_initial
         acquisition=search.acquisition,
     )
     return searcher, {}  # the searcher returns whole configs, constants included

@@ -42,13 +42,19 @@ from tunerd.space import Choice, Distribution, Grid
 logger = logging.getLogger(__name__)
 
 ACQUISITIONS = ("ei", "ucb", "poi")
-#: EI's margin: 0, its variance term explores enough (on Branin, xi = 1% of the target range ended ~0.1
-#: above the minimum after 60 evaluations, xi = 0 within 0.001)
+#: EI's smallest margin: 0, its variance term explores enough (on Branin, xi = 1% of the target range ended
+#: ~0.1 above the minimum after 60 evaluations, xi = 0 within 0.001); the learned noise's standard deviation
+#: raises it on noisy metrics (see `_gp_point`)
 EI_XI = 0.0
 #: PoI's margin, as a fraction of the observed target range (PoI with 0 only exploits)
 POI_XI_FRACTION = 0.01
 UCB_KAPPA = 2.576
 MIXED_RANDOM = 20_000
+#: the fewest random trials before the GP (see `default_random_initial`)
+BAYESOPT_MIN_RANDOM = 5
+#: the white-noise term's start and bounds, as a variance relative to the targets' (bayes_opt normalises them)
+NOISE_START = 1e-2
+NOISE_BOUNDS = (1e-10, 1.0)
 _STATE_VERSION = 1
 
 
@@ -109,19 +115,21 @@ class BayesOptSearcher(Searcher):
     """GP-based search (bayes_opt) over a parsed tunerd space; `suggest()` returns the full config.
 
     The first `max(random_initial, len(initial_points))` suggestions are the initial points, then seeded
-    random ones; after that each suggestion fits a fresh optimizer on the completed trials plus the
-    running ones at the GP's own prediction (a kriging believer, so concurrent suggestions differ).
+    random ones (`random_initial` None: `default_random_initial`); after that each suggestion fits a fresh
+    optimizer on the completed trials plus the running ones at the GP's own prediction (a kriging believer,
+    so concurrent suggestions differ), with the observation noise learned from the data (see `_gp_point`).
     """
 
     def __init__(self, space: dict, *, metric: str, mode: str, seed: int = 0,
-                 initial_points: list[dict] = (), random_initial: int = 5, acquisition: str = "ei") -> None:
+                 initial_points: list[dict] = (), random_initial: int | None = None, acquisition: str = "ei") -> None:
         if not isinstance(space, dict):
             raise ValueError(f"space={space!r}: must be a dict of parsed nodes")
         _check_metric_mode(metric, mode)
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise ValueError(f"seed={seed!r}: must be an int in [0, 2**32 - 1]")
-        if isinstance(random_initial, bool) or not isinstance(random_initial, int) or random_initial < 0:
-            raise ValueError(f"random_initial={random_initial!r}: must be an int >= 0")
+        if random_initial is not None and (isinstance(random_initial, bool) or not isinstance(random_initial, int)
+                                           or random_initial < 0):
+            raise ValueError(f"random_initial={random_initial!r}: must be an int >= 0, or None (automatic)")
         if acquisition not in ACQUISITIONS:
             raise ValueError(f"acquisition={acquisition!r}: must be one of {list(ACQUISITIONS)}")
         if not isinstance(initial_points, (list, tuple)) or not all(isinstance(p, dict) for p in initial_points):
@@ -130,7 +138,7 @@ class BayesOptSearcher(Searcher):
         self._pbounds: dict[str, Any] = {}
         self._normals: dict[str, Distribution] = {}
         self._plan = self._compile(space, "")
-        self._random_initial = random_initial
+        self._random_initial = default_random_initial(len(self._pbounds)) if random_initial is None else random_initial
         self._acquisition_name = acquisition
         self._rng = np.random.RandomState(seed)
         self._initial: list[dict[str, Any]] = []
@@ -315,32 +323,33 @@ class BayesOptSearcher(Searcher):
         pit next to the best points on functions with a wide range; with 2 trials at once the GP's fit
         broke: Branin, 60 trials, 2 at a time, 5 seeds: median best 0.52 with the worst value, 0.3982
         with the believer (the minimum is 0.397887; one at a time 0.3981).
+
+        Why the noise model (`_fit_noise`): a trial's metric is noisy, and under ASHA a trial stopped at
+        epoch 1 reports its epoch-1 score next to a neighbour that trained 9 epochs; bayes_opt's GP assumes
+        exact values, and on such data its length scale collapsed to the lower bound (a GP that knows
+        nothing between its points). With the noise learned, the fit stays smooth; EI is computed on the
+        noise-free function and asks for an improvement of at least one noise standard deviation, so it
+        does not spend trials re-measuring the incumbent's neighbourhood. On noise-free functions the
+        learned noise is ~0 and nothing changes (Branin above: 0.3979 median).
         """
         by_key: dict[str, tuple[dict[str, Any], list[float]]] = {}
         for point, value in self._observed:
             by_key.setdefault(_key(point), (point, []))[1].append(self._to_target(value))
         targets = [t for _, ts in by_key.values() for t in ts]
         pending = {_key(p): p for p in self._pending.values() if _key(p) not in by_key}
+        acquisition = self._acquisition(targets)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Non-float parameters are experimental")
             opt = BayesianOptimization(
-                f=None, pbounds=self._pbounds, acquisition_function=self._acquisition(targets),
+                f=None, pbounds=self._pbounds, acquisition_function=acquisition,
                 random_state=np.random.RandomState(self._rng.randint(2**31 - 1)),
                 verbose=0, allow_duplicate_points=True)
             # space.register, not opt.register: the latter logs, re-listing every point (O(n^2) per rebuild)
-            values = [float(np.mean(ts)) for _, ts in by_key.values()]
-            if os.environ.get("TUNERD_DEV_NOISE", "v2") in ("v6", "v7"):
-                floor = float(np.quantile(values, 0.5 if os.environ.get("TUNERD_DEV_NOISE") == "v6" else 0.25))
-                values = [max(v, floor) for v in values]
-            if os.environ.get("TUNERD_DEV_NOISE", "v2") in ("v4", "v5"):
-                from scipy.stats import norm, rankdata
-                values = list(norm.ppf((rankdata(values) - 0.5) / len(values)))
-            for (point, _), value in zip(by_key.values(), values):
-                opt.space.register(point, value)
-            noise = _noise_aware(opt)
-            acq = opt._acquisition_function
-            if os.environ.get("TUNERD_DEV_NOISE", "v2") in ("v3", "v4", "v6", "v7") and isinstance(acq, ExpectedImprovement):
-                acq.xi = max(EI_XI, noise)
+            for point, ts in by_key.values():
+                opt.space.register(point, float(np.mean(ts)))
+            noise_sd = _fit_noise(opt)
+            if isinstance(acquisition, ExpectedImprovement):
+                acquisition.xi = max(EI_XI, noise_sd)
             if pending:
                 for point, believed in zip(pending.values(), self._believed(opt, list(pending.values()))):
                     opt.space.register(point, believed)
@@ -371,20 +380,30 @@ class BayesOptSearcher(Searcher):
         return point
 
 
-def _noise_aware(opt: BayesianOptimization) -> float:
-    mode = os.environ.get("TUNERD_DEV_NOISE", "v2")
-    if mode in ("v0", "v5"):
-        return 0.0
-    opt.set_gp_params(kernel=Matern(nu=2.5) + WhiteKernel(1e-2, (1e-10, 1.0)))
-    if mode == "v1":
-        return 0.0
+def default_random_initial(parameters: int) -> int:
+    """Random trials before the GP takes over: max(5, 2 x the searched parameters), Ax's rule. With 5 on a
+    4-parameter space (lr over five decades x optimizer x width x dropout, mnist under ASHA) the GP settled
+    on the first decent region it saw; 8 gave it the whole picture (benchmarks/search_quality.py)."""
+    return max(BAYESOPT_MIN_RANDOM, 2 * parameters)
+
+
+def _fit_noise(opt: BayesianOptimization) -> float:
+    """Learn the observation noise of what `opt` holds, and set its GP up to model the noise-free function.
+
+    bayes_opt's GP is a Matern 2.5 kernel with a fixed jitter (alpha 1e-6): values are taken as exact. Here
+    a white-noise term is fitted along with the length scale (sklearn's marginal likelihood, as bayes_opt
+    fits its own), then both are fixed and the noise goes into `alpha`, where sklearn adds it to the
+    training points only: predictions, hence the acquisition, are of the noise-free function. Returns
+    the noise's standard deviation in target units.
+    """
+    opt.set_gp_params(kernel=Matern(nu=2.5) + WhiteKernel(NOISE_START, NOISE_BOUNDS))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # sklearn's convergence warnings, as bayes_opt silences them
         opt._gp.fit(opt.space.params, opt.space.target)
-    fitted = opt._gp.kernel_
+    fitted = opt._gp.kernel_  # the wrapped Matern + WhiteKernel, fitted
     opt.set_gp_params(kernel=Matern(length_scale=fitted.k1.length_scale, length_scale_bounds="fixed", nu=2.5),
                       alpha=fitted.k2.noise_level + 1e-6)
-    return float(math.sqrt(fitted.k2.noise_level) * np.std(opt.space.target))
+    return float(math.sqrt(fitted.k2.noise_level) * np.std(opt.space.target))  # normalize_y: relative units
 
 
 def _check_metric_mode(metric: Any, mode: Any) -> None:
