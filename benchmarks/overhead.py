@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python benchmarks/NAME.py` puts benchmarks/ first, not the repo
 
 from benchmarks.measure import peak_rss_mib  # noqa: E402
+from benchmarks.workloads import TRIVIAL_SPEC  # noqa: E402
 OUTPUT = ROOT / "benchmarks" / "results" / "overhead.json"
 
 PER_SLOT_TARGET = 0.15  # s per trial per slot, tunerd
@@ -58,20 +59,6 @@ RAW_RATIO_TARGET = 1.0  # tunerd's wall / raw Ray Tune's, same trials, same Ray
 GROWTH_TARGET = 1.5  # s per trial per slot at the largest size / at the middle size
 MEMORY_TARGET = 1.5  # the driver's peak RSS at the largest size / at the smallest size
 WARM_UP_TRIALS = 10
-
-SPEC = """\
-name: {name}
-trainable: benchmarks.workloads:trivial
-metric: loss
-mode: min
-space:
-  x: {{uniform: [0, 4]}}
-search: {{algorithm: random, num_samples: {trials}}}
-scheduler: {{name: fifo}}
-stop: {{max_epochs: 1}}
-resources: {{cpu: 1}}
-tensorboard: true
-"""
 
 
 def slots() -> int:
@@ -87,7 +74,7 @@ def run_tunerd(trials: int, storage: Path) -> float:
 
     storage.mkdir(parents=True, exist_ok=True)
     spec = storage / "overhead.yaml"
-    spec.write_text(SPEC.format(name="overhead", trials=trials))
+    spec.write_text(TRIVIAL_SPEC.format(name="overhead", trials=trials))
     experiment = api.load(spec, storage=str(storage))
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # the progress view, as raw's
         started = time.monotonic()
@@ -192,8 +179,6 @@ def growth(sizes: list[int]) -> dict[str, Any]:
             "memory_growth_between": [first["trials"], last["trials"]],
             "kib_per_extra_trial": round((last["peak_rss_mib"] - first["peak_rss_mib"]) * 1024
                                          / max(1, last["trials"] - first["trials"]), 1)}
-
-
 
 
 def target_rows(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python benchmarks/NAME.py` puts benchmarks/ first, not the repo
 
 from benchmarks.measure import peak_rss_mib  # noqa: E402
+from benchmarks.workloads import TRIVIAL_SPEC  # noqa: E402
 OUTPUT = ROOT / "benchmarks" / "results" / "reliability.json"
 
 FAULTS_SPEC = """\
@@ -47,18 +48,6 @@ search: {{algorithm: grid}}
 scheduler: {{name: fifo}}
 stop: {{max_epochs: 5}}
 failures: {{max_retries: 2}}
-"""
-
-LOAD_SPEC = """\
-name: load
-trainable: benchmarks.workloads:trivial
-metric: loss
-mode: min
-space:
-  x: {{uniform: [0, 4]}}
-search: {{algorithm: random, num_samples: {trials}}}
-scheduler: {{name: fifo}}
-stop: {{max_epochs: 1}}
 """
 
 
@@ -125,7 +114,7 @@ def load(storage: Path, trials: int) -> dict[str, Any]:
 
     storage.mkdir(parents=True)
     spec = storage / "load.yaml"
-    spec.write_text(LOAD_SPEC.format(trials=trials))
+    spec.write_text(TRIVIAL_SPEC.format(name="load", trials=trials))
     before = peak_rss_mib()
     started = time.monotonic()
     outcome = api.launch(api.load(spec, storage=str(storage)), overwrite=True, quiet=True)
@@ -137,8 +126,6 @@ def load(storage: Path, trials: int) -> dict[str, Any]:
             "wall_s": round(wall, 1), "driver_peak_rss_mib": round(peak_rss_mib(), 1),
             "driver_peak_rss_before_mib": round(before, 1),
             "summary_json_kib": round(summary_file.stat().st_size / 1024, 1)}
-
-
 
 
 def print_table(report: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ events). A searcher *reaches* random's result at the first report after which it
 is >= random's final best - 0.005. Target: that point, as a fraction of random's total trial-epochs, is
 <= 1/3 (median of the 3 seeds; a seed that never reaches counts as infinite).
 
-**Branin** (`benchmarks/spaces/branin.yaml`, the trainable `benchmarks.trainables:branin`, minimised over
+**Branin** (`benchmarks/spaces/branin.yaml`, the trainable `benchmarks.workloads:branin`, minimised over
 x1 in [-5, 10], x2 in [0, 15]; minimum 0.397887), 60 trials, FIFO, each trial one evaluation:
 - bayesopt: median best over 3 seeds within 0.05 of the minimum;
 - hyperopt: median best over 5 seeds below random search's median best over the same 5 seeds.
@@ -52,7 +52,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/search_quality.py` from anywhere; the branin trainable
-    sys.path.insert(0, str(ROOT))  # is `benchmarks.trainables:branin`, imported from here
+    sys.path.insert(0, str(ROOT))  # is `benchmarks.workloads:branin`, imported from here
+
+from tunerd.results import write_atomic  # noqa: E402
 
 SPACES = ROOT / "benchmarks" / "spaces"
 MNIST = SPACES / "mnist_search.yaml"
@@ -259,11 +261,7 @@ def run(quick: bool = False, *, storage: str | None = None, output: Path | None 
                              f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs",
                   "quick": quick, "plan": plan.__dict__, "wall_s": round(time.monotonic() - started, 1),
                   "mnist": mnist_result, "branin": branin_result, "rows": rows}
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(_finite(report), indent=2, default=_json_default) + "\n")
-        tmp.replace(path)  # a reader never sees half a report
+        write_atomic(Path(output), json.dumps(_finite(report), indent=2, default=_json_default) + "\n")  # a reader never sees half a report
         print(f"written: {output}")
     return rows
 

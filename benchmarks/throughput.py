@@ -61,6 +61,7 @@ from trainables.data import load_dataset  # noqa: E402
 from trainables.knobs import parse_knobs  # noqa: E402
 from trainables.models import build_model  # noqa: E402
 from trainables.optim import make_optimizer  # noqa: E402
+from tunerd.results import write_atomic  # noqa: E402
 
 OUTPUT = ROOT / "benchmarks" / "results" / "throughput.json"
 THRESHOLD = 0.95
@@ -183,16 +184,9 @@ def run(quick: bool = False, *, threads: int = 1, only: tuple[str, ...] = (),
                   "machine": f"{platform.machine()}, {platform.processor() or platform.system()}, "
                              f"{_cpu_count()} CPUs", "torch": torch.__version__, "threads": threads,
                   "quick": quick, "cases": cases, "rows": rows}
-        _write_atomic(Path(output), json.dumps(report, indent=2) + "\n")
+        write_atomic(Path(output), json.dumps(report, indent=2) + "\n")  # a reader never sees half a report
         print(f"written: {output}")
     return rows
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)  # a reader never sees half a report
 
 
 def _cpu_count() -> int:

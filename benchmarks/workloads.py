@@ -13,6 +13,22 @@ from pathlib import Path
 
 from ray import tune
 
+#: an experiment of `trials` one-report trials of `trivial`, 1 CPU each, TensorBoard on: what tunerd itself
+#: costs per trial (benchmarks/overhead.py) and how many trials one experiment holds (benchmarks/reliability.py)
+TRIVIAL_SPEC = """\
+name: {name}
+trainable: benchmarks.workloads:trivial
+metric: loss
+mode: min
+space:
+  x: {{uniform: [0, 4]}}
+search: {{algorithm: random, num_samples: {trials}}}
+scheduler: {{name: fifo}}
+stop: {{max_epochs: 1}}
+resources: {{cpu: 1}}
+tensorboard: true
+"""
+
 
 def trivial(config: dict) -> None:
     """One report and nothing else: what a trial costs tunerd and Ray Tune themselves."""

@@ -72,28 +72,6 @@ def test_bayesopt_with_integer_and_choice_parameters_runs_to_the_end(ray_session
     assert outcome.summary["test"]["test_accuracy"] > 0.5
 
 
-def test_a_crashed_trial_is_retried_from_its_checkpoint(ray_session, in_repo, write_spec, tmp_path):
-    marker = tmp_path / "crashed"
-    path = write_spec(f"""\
-        name: flaky
-        trainable: tests.fixtures.toy:flaky
-        metric: loss
-        mode: min
-        space: {{marker: "{marker}"}}
-        search: {{algorithm: random, num_samples: 1}}
-        scheduler: {{name: fifo}}
-        stop: {{max_epochs: 5}}
-        failures: {{max_retries: 1}}
-        """)
-    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "r")), quiet=True)
-    trial = outcome.summary["trials"][0]
-    assert marker.exists() and trial["retries"] == 1
-    assert trial["status"] == "finished" and trial["epochs"] == 5
-    assert trial["last"]["start"] == 3  # resumed after the epoch-2 checkpoint, not from scratch
-    assert [h["epoch"] for h in trial["history"]] == [1, 2, 3, 4, 5]
-
-
-
 def test_a_diverging_trial_is_recorded_as_diverged_and_the_experiment_goes_on(ray_session, write_spec, tmp_path):
     path = write_spec("""\
         name: diverge

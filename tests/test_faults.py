@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 import tunerd
@@ -61,15 +62,17 @@ def test_when_every_trial_errors_the_run_exits_1_with_one_clear_line(ray_session
     assert summary["state"] == "failed" and [t["status"] for t in summary["trials"]] == ["errored", "errored"]
 
 
-def test_a_trial_whose_process_is_killed_comes_back_from_its_checkpoint(ray_session, in_repo, write_spec,
-                                                                        tmp_path):
-    marker = tmp_path / "killed"
+@pytest.mark.parametrize("crash", ["raise", "sigkill"])
+def test_a_crashed_or_killed_trial_comes_back_from_its_checkpoint(crash, ray_session, in_repo, write_spec, tmp_path):
+    """A trial that raises once, or whose process is killed by a signal (an OOM killer), is retried from its
+    last checkpoint, not from scratch."""
+    marker = tmp_path / "crashed"
     path = write_spec(f"""\
-        name: killed
+        name: {crash}
         trainable: tests.fixtures.toy:flaky
         metric: loss
         mode: min
-        space: {{marker: "{marker}", crash: sigkill}}
+        space: {{marker: "{marker}", crash: {crash}}}
         search: {{algorithm: random, num_samples: 1}}
         scheduler: {{name: fifo}}
         stop: {{max_epochs: 5}}
@@ -77,9 +80,9 @@ def test_a_trial_whose_process_is_killed_comes_back_from_its_checkpoint(ray_sess
         """)
     outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "r")), quiet=True)
     trial = outcome.summary["trials"][0]
-    assert marker.exists() and trial["retries"] == 1  # SIGKILLed once at epoch 3
+    assert marker.exists() and trial["retries"] == 1  # crashed once, at epoch 3
     assert trial["status"] == "finished" and trial["epochs"] == 5
-    assert trial["last"]["start"] == 3  # the new process started after the epoch-2 checkpoint
+    assert trial["last"]["start"] == 3  # the retry started after the epoch-2 checkpoint
     assert [h["epoch"] for h in trial["history"]] == [1, 2, 3, 4, 5]
 
 
