@@ -329,3 +329,36 @@ def test_a_space_of_constants_only():
                          random_initial=0)
     ask_tell(s, lambda c: 1.0, 2)
     assert s.suggest("t9") == {"a": 1, "g": {"b": "x"}, "c": "only"}
+
+
+@pytest.mark.parametrize("mode, values, learned", [("max", [0.5, 0.9, 0.7], 0.9), ("min", [0.5, 0.2, 0.4], 0.2)])
+def test_the_model_learns_a_trials_best_epoch_not_its_last(tmp_path, mode, values, learned):
+    """tunerd ranks a trial by its best epoch (ASHA may stop it after a worse one): the GP learns the same."""
+    s = BayesOptSearcher({"x": D("uniform", 0.0, 1.0)}, metric="acc", mode=mode)
+    s.suggest("t0")
+    for epoch, value in enumerate(values[:2], start=1):
+        s.on_trial_result("t0", {"acc": value, "epoch": epoch})
+    s.on_trial_result("t0", {"acc": float("nan"), "epoch": 3})  # a diverged epoch is not a best
+    path = tmp_path / "state.json"
+    s.save(str(path))  # a restore while the trial runs keeps its best so far
+    restored = BayesOptSearcher({"x": D("uniform", 0.0, 1.0)}, metric="acc", mode=mode)
+    restored.restore(str(path))
+    restored.on_trial_complete("t0", {"acc": values[2], "epoch": 4})
+    assert [v for _, v in state(restored, tmp_path)["observed"]] == [learned]
+    assert state(restored, tmp_path)["best_seen"] == {}
+
+
+def test_each_parameter_gets_its_own_length_scale():
+    """A learning rate over five decades and a parameter that does not matter: the fitted kernel is short
+    along the first and long along the second (one shared scale would be fitted to both)."""
+    from tunerd.searchers import bayesopt
+
+    space = {"lr": D("loguniform", 1e-5, 1.0), "noise": D("uniform", 0.0, 0.7)}
+    s = BayesOptSearcher(space, metric="loss", mode="min", seed=3, random_initial=30)
+    ask_tell(s, lambda c: (math.log10(c["lr"]) + 3) ** 2, 30)
+    opt = bayesopt.BayesianOptimization(f=None, pbounds=s._pbounds, verbose=0)
+    for point, value in s._observed:
+        opt.space.register(point, -value)
+    bayesopt._fit_noise(opt)
+    lr_scale, noise_scale = opt._gp.kernel.length_scale
+    assert lr_scale / 5 < noise_scale / 0.7 / 10  # relative to their widths, lr's is 10x shorter at least
