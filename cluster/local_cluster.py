@@ -50,9 +50,11 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 STARTED_MARKER = "Ray runtime started"
 NODE_LABEL = "local-cluster-node"
@@ -76,19 +78,22 @@ def free_ports(count: int) -> list[int]:
             probe.close()
 
 
-def auth_env() -> dict[str, str]:
-    """RAY_AUTH_MODE for every node of the cluster (and drivers that join it).
+def auth_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """RAY_AUTH_MODE for every node of the cluster (and drivers that join it), decided from `environ`
+    (default: this process's environment).
 
     Ray 2.60 quirk: `ray start --head` turns token authentication on by itself when a token is at hand
     (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token), but `ray start --address` (a worker node)
     and `ray.init(address=...)` do not, and then fail with "InvalidAuthToken". The mode is decided once
     here, the way the head decides it, and handed to every process explicitly.
     """
-    if "RAY_AUTH_MODE" in os.environ:
-        return {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]}
-    token_path = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    if os.environ.get("RAY_AUTH_TOKEN") or (token_path and Path(token_path).is_file()) or \
-            (Path.home() / ".ray" / "auth_token").is_file():
+    environ = os.environ if environ is None else environ
+    if "RAY_AUTH_MODE" in environ:
+        return {"RAY_AUTH_MODE": environ["RAY_AUTH_MODE"]}
+    token_path = environ.get("RAY_AUTH_TOKEN_PATH")
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    if environ.get("RAY_AUTH_TOKEN") or (token_path and Path(token_path).is_file()) or \
+            (home / ".ray" / "auth_token").is_file():
         return {"RAY_AUTH_MODE": "token"}
     return {"RAY_AUTH_MODE": "disabled"}
 
@@ -127,7 +132,8 @@ class LocalCluster:
     """Head + `workers` worker nodes on this machine; see the module docstring.
 
     `head_cpus=0` keeps trials off the head (as on a real cluster whose head only coordinates);
-    `cpus_per_worker` and `gpus_per_worker` are what each worker node declares.
+    `cpus_per_worker` and `gpus_per_worker` are what each worker node declares; `environment`, when given,
+    is the nodes' environment instead of this process's (a test's own HOME and token, say).
     """
 
     workers: int = 2
@@ -140,6 +146,7 @@ class LocalCluster:
     start_timeout_s: float = 90
     temp_dir: Path | None = None
     keep_temp_dir: bool = False
+    environment: dict[str, str] | None = None
     nodes_list: list[NodeProcess] = field(default_factory=list, init=False)
     port: int = field(default=0, init=False)
     client_port: int = field(default=0, init=False)
@@ -161,7 +168,11 @@ class LocalCluster:
     @property
     def env(self) -> dict[str, str]:
         """Environment every process of this cluster (and a driver joining it) should have: the auth mode."""
-        return auth_env()
+        return auth_env(self._base_env())
+
+    def _base_env(self) -> dict[str, str]:
+        base = os.environ if self.environment is None else self.environment
+        return {k: v for k, v in base.items() if k != "RAY_ADDRESS"}  # not another cluster's
 
     @property
     def address(self) -> str:
@@ -215,7 +226,24 @@ class LocalCluster:
             return args + self._common_args(ports[3:])
 
         env = dict(FAST_FAILURE_ENV) if self.fast_failure_detection else {}
-        self._start_node("head", head_args, env, self.head_cpus, 0)
+        head = self._start_node("head", head_args, env, self.head_cpus, 0)
+        if self.dashboard_url:
+            self._wait_answering(head, f"{self.dashboard_url}/api/version")
+
+    def _wait_answering(self, node: NodeProcess, url: str) -> None:
+        """Until `url` answers at all (401 without a token counts): `ray start` says the node runs before
+        its dashboard, the job server, listens."""
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                if node.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the dashboard of {node.name} never answered at {url}:\n{node.log_tail()}")
+                time.sleep(0.5)
 
     def add_worker(self, *, cpus: float | None = None, gpus: float | None = None) -> int:
         """Start one more worker node and wait until it runs; returns its index (its name is `worker{index}`)."""
@@ -250,12 +278,11 @@ class LocalCluster:
     def _spawn(self, name: str, args: list[str], env: dict[str, str], cpus: float, gpus: float) -> NodeProcess:
         assert self.temp_dir is not None
         log = self.temp_dir / f"{name}.log"
-        inherited = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # not another cluster's
         with open(log, "wb") as out:
             # a new session per node: Ctrl-C in the terminal reaches only this script (which stops the nodes
             # in order), and the node's whole process group can be killed to simulate losing the machine
             process = subprocess.Popen([ray_executable(), "start", *args], stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env={**inherited, **self.env, **env},
+                                       stdin=subprocess.DEVNULL, env={**self._base_env(), **self.env, **env},
                                        start_new_session=True)
         node = NodeProcess(name, process, log, cpus, gpus)
         self.nodes_list.append(node)

@@ -10,19 +10,17 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
+from cluster.local_cluster import LocalCluster
 from tests.conftest import free_port
 from tunerd import jobs
 from tunerd.cli import main
@@ -69,43 +67,20 @@ class Head:
 
 @pytest.fixture(scope="module")
 def head():
-    """`ray start --head --block` with the dashboard (the job server) on 127.0.0.1, every port our own, a short
-    --temp-dir (Ray's socket paths have a length limit); SIGTERM to that one process stops what it started."""
+    """A head with the dashboard (the job server) on 127.0.0.1 and token authentication, its own HOME and
+    token file; stopping it stops exactly what it started."""
     root = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
     (root / "home").mkdir()
     token = secrets.token_hex(32)
     (root / "token").write_text(token)
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
     env.update(HOME=str(root / "home"), RAY_AUTH_TOKEN_PATH=str(root / "token"))
-    dashboard = free_port()
-    ports = {f"--{name}": free_port() for name in (
-        "port", "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-        "runtime-env-agent-port", "metrics-export-port", "node-manager-port", "object-manager-port")}
-    ray = Path(sys.executable).with_name("ray")
-    process = subprocess.Popen(
-        [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-         f"--temp-dir={root / 't'}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-         f"--dashboard-port={dashboard}", *[f"{flag}={port}" for flag, port in ports.items()]],
-        env={**env, "RAY_AUTH_MODE": "token"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{dashboard}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/version", timeout=2)
-                break
-            except urllib.error.HTTPError:  # it answers (401 without a token): it is up
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
-                time.sleep(0.5)
-        yield Head(url, token, env)
+        with LocalCluster(workers=0, head_cpus=2, dashboard=True, fast_failure_detection=False,
+                          environment={**env, "RAY_AUTH_MODE": "token"}) as cluster:
+            assert cluster.dashboard_url is not None
+            yield Head(cluster.dashboard_url, token, env)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
         shutil.rmtree(root, ignore_errors=True)
 
 
