@@ -3,11 +3,15 @@ killed trial process comes back from its checkpoint; a non-finite loss is `diver
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
 
 import tunerd
+from tests.conftest import REPO
 from tunerd.cli import main
 
 PICKY = """\
@@ -45,21 +49,28 @@ def test_a_failing_configuration_is_retried_then_recorded_and_the_best_of_the_re
     assert summary["best"]["config"]["x"] == 2
     assert "trials: 2 finished, 2 errored" in result.output
     assert "errored: trial" in result.output and "ValueError: x too large: 4" in result.output
+    # one line per errored trial, naming the file with its full traceback
+    traceback = tmp_path / "r" / "picky" / by_x[4]["error_file"]
+    assert f"ValueError: x too large: 4 (traceback: {traceback})" in result.output
+    assert 'toy.py", line' in traceback.read_text() and "x too large: 4" in traceback.read_text()
 
 
-def test_when_every_trial_errors_the_run_exits_1_with_one_clear_line(ray_session, in_repo, write_spec, tmp_path):
+def test_when_every_trial_errors_the_run_exits_1_with_one_clear_line(write_spec, tmp_path):
+    """A real `tunerd launch` process: its stderr is that one line, not Ray's tracebacks of each trial."""
     attempts = tmp_path / "attempts"
     attempts.mkdir()
     path = write_spec(PICKY.format(attempts=attempts).replace("[1, 2, 4, 5]", "[4, 5]")
                       .replace("max_retries: 2", "max_retries: 0"))
-    result = CliRunner().invoke(main, ["launch", str(path), "--storage", str(tmp_path / "r")])
-    assert result.exit_code == 1
-    assert "Traceback" not in result.output
-    failed = [line for line in result.output.splitlines() if line.startswith("error")]
-    assert failed == ["error: the experiment failed: all 2 trials errored; the first error: "
-                      "ValueError: x too large: 4"], result.output
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "tunerd.cli", "launch", str(path), "--storage", str(tmp_path / "r")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr == ("error: the experiment failed: all 2 trials errored; the first error: "
+                           "ValueError: x too large: 4\n"), done.stderr
     summary = json.loads((tmp_path / "r" / "picky" / "summary.json").read_text())
     assert summary["state"] == "failed" and [t["status"] for t in summary["trials"]] == ["errored", "errored"]
+    for trial in summary["trials"]:
+        assert f"(traceback: {tmp_path / 'r' / 'picky' / trial['error_file']})" in done.stdout
 
 
 @pytest.mark.parametrize("crash", ["raise", "sigkill"])

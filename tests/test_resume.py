@@ -148,7 +148,7 @@ def test_trials_tune_finished_before_the_record_saw_it_are_brought_up_to_date(tm
     done = SimpleNamespace(metrics={"trial_id": "t_1", "epoch": 3, "loss": 1.0}, config={"x": 1.0},
                            metrics_dataframe=rows, error=None)
     failed = SimpleNamespace(metrics={"trial_id": "t_2"}, config={"x": 2.0}, metrics_dataframe=None,
-                             error=RuntimeError("boom"))
+                             error=RuntimeError("boom"), path=str(tmp_path / "trial_t_2"))
     record.started_trial("t_3", {"x": 3.0}, 2)  # ended by a callback, but its last epoch was never recorded
     record.add_result("t_3", {"x": 3.0}, {"epoch": 1, "loss": 2.0, "planned_epochs": 2})
     record.ended_trial("t_3", {"x": 3.0}, max_epochs=2)
@@ -162,3 +162,4 @@ def test_trials_tune_finished_before_the_record_saw_it_are_brought_up_to_date(tm
     assert [h["epoch"] for h in record.trials["t_1"].history] == [1, 2, 3]
     assert record.trials["t_1"].best["loss"] == 1.0
     assert record.trials["t_2"].status == "errored" and "boom" in record.trials["t_2"].error
+    assert record.trials["t_2"].error_file == "trial_t_2/error.txt"

@@ -188,7 +188,8 @@ def _print_outcome(summary: dict[str, Any], folder: str, top: int = 5) -> None:
     click.echo("trials: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
     errored = [t for t in summary["trials"] if t["status"] == "errored"]
     for trial in errored[:3]:
-        click.echo(f"  errored: trial {short_id(trial['trial_id'])}: {trial.get('error')}")
+        where = f" (traceback: {folder.rstrip('/')}/{trial['error_file']})" if trial.get("error_file") else ""
+        click.echo(f"  errored: trial {short_id(trial['trial_id'])}: {trial.get('error')}{where}")
     if len(errored) > 3:
         click.echo(f"  ... and {len(errored) - 3} more errored trials (tunerd show NAME)")
     best = summary.get("best")

@@ -103,6 +103,7 @@ class TrialRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
     error: str | None = None
+    error_file: str | None = None  # the full traceback Ray Tune wrote, relative to the experiment folder
     started: str | None = None
     ended: str | None = None
 
@@ -181,10 +182,15 @@ class ExperimentRecord:
         record.ended = now_iso()
         return record
 
-    def errored_trial(self, trial_id: str, config: dict[str, Any], error: str | None) -> None:
+    def errored_trial(self, trial_id: str, config: dict[str, Any], error: str | None,
+                      error_file: str | os.PathLike[str] | None = None) -> None:
+        """`error_file`: where Ray Tune wrote the trial's traceback (its trial folder's error.txt, local or
+        not yet synced); recorded as the same file inside the experiment folder, where it lands."""
         record = self.trial(trial_id, config)
         record.status = "errored"
         record.error = error or "the trial failed (no error message was recorded)"
+        if error_file:
+            record.error_file = f"{Path(error_file).parent.name}/{Path(error_file).name}"
         record.ended = now_iso()
 
     def retried_trial(self, trial_id: str, config: dict[str, Any]) -> None:
@@ -223,7 +229,8 @@ class ExperimentRecord:
                 if epoch > self.trial(trial_id, config).epochs:
                     self.add_result(trial_id, config, row)
             if result.error is not None:
-                self.errored_trial(trial_id, config, error_summary(str(result.error)))
+                self.errored_trial(trial_id, config, error_summary(str(result.error)),
+                                   Path(result.path) / "error.txt" if result.path else None)
             else:
                 self.ended_trial(trial_id, config, max_epochs=max_epochs)
 
@@ -395,7 +402,7 @@ class RecordCallback(Callback):
         text = None
         if trial.error_file and Path(trial.error_file).exists():
             text = Path(trial.error_file).read_text(errors="replace")
-        self.record.errored_trial(trial.trial_id, trial.config, error_summary(text))
+        self.record.errored_trial(trial.trial_id, trial.config, error_summary(text), trial.error_file)
         self._save()
 
     def on_experiment_end(self, trials, **info):

@@ -286,7 +286,7 @@ def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentL
     record.extra["driver"] = {**driver_identity(), **({"ray": embedded_ray_processes()} if embedded else {})}
     record.write()
     try:
-        with _interrupt_watch() as interrupted:
+        with _interrupt_watch() as interrupted, _trial_tracebacks_to_files():
             results = tuner.fit()
     except KeyboardInterrupt:
         return _interrupted(record, location)
@@ -299,6 +299,31 @@ def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentL
     if interrupted[0]:
         return _interrupted(record, location)
     return _finish(experiment, record, location, results)
+
+
+class _TrialErrorLogFilter(logging.Filter):
+    """Drops Ray Tune's log records about errored trials: "Trial task failed for trial ..." (a traceback
+    of Ray's internals, one per failure) and "Trials did not complete: [...]". tunerd reports each errored
+    trial itself, in one line, with the path of its full traceback (the trial folder's error.txt, which
+    Ray Tune writes either way)."""
+
+    DROPPED = ("Trial task failed", "Trials did not complete")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.DROPPED)
+
+
+@contextlib.contextmanager
+def _trial_tracebacks_to_files() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in ("ray.tune.execution.tune_controller", "ray.tune.tune")]
+    dropper = _TrialErrorLogFilter()
+    for logger in loggers:
+        logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(dropper)
 
 
 @contextlib.contextmanager
