@@ -139,3 +139,14 @@ def test_conditional_sub_spaces_sharing_parameter_names(ray_session, in_repo, wr
         assert (branch["offset"] == 1.0 and -4 <= branch["x"] <= 0) or (branch["offset"] == 0.0 and 0 <= branch["x"] <= 6)
     assert {b["offset"] for b in configs} == {0.0, 1.0}  # both branches are explored
     assert outcome.summary["best"]["metric"] == 0.0
+
+
+def test_bayesopt_learns_each_trials_best_epoch_through_ray(ray_session, in_repo, write_spec, tmp_path):
+    """Through Ray Tune's wrappers (SearchGenerator, the concurrency cap) the GP is told a trial's best epoch,
+    as tunerd ranks it: here `mode: max` on a loss that falls each epoch, so the best is epoch 1's."""
+    outcome = run(write_spec, tmp_path, "bayesopt", **{"mode": "max", "search.num_samples": 3})
+    [state_file] = outcome.folder.glob("searcher-state-*.pkl")  # tunerd's searcher saves JSON in it
+    learned = sorted(value for _, value in json.loads(state_file.read_text())["observed"])
+    trials = outcome.summary["trials"]
+    assert learned == sorted(t["best"]["loss"] for t in trials)
+    assert all(t["best"]["epoch"] == 1 and t["last"]["loss"] < t["best"]["loss"] for t in trials)
