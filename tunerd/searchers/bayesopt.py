@@ -149,7 +149,7 @@ class BayesOptSearcher(Searcher):
                 self._initial.append(self._encode(self._plan, raw, ""))
             except _Mismatch as e:
                 raise ValueError(f"initial_points[{i}]{e}") from None
-        self._observed: list[tuple[dict[str, Any], float]] = []  # (point, metric as reported)
+        self._observed: list[tuple[dict[str, Any], float]] = []  # (point, the trial's best metric)
         self._pending: dict[str, dict[str, Any]] = {}
         self._best_seen: dict[str, float] = {}
         self._count = 0
