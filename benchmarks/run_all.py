@@ -7,7 +7,10 @@ Runs, in this order, each benchmark's `run(quick)` (each also writes its own JSO
 - search_quality.py: hyperopt+ASHA and bayesopt+ASHA against random search (trial-epochs), and Branin.
 The GPU figures come from `gpu_check.py`, run on its own where a GPU is (see the README).
 
-Writes `benchmarks/results/run_all.json`; exits 1 if any target fails.
+Writes `benchmarks/results/run_all.json`; exits 1 if any target fails. `--quick` is a smoke run at smaller
+sizes: the thresholds are the full sizes' (8 short trials cannot reach 0.90 utilisation: each trial
+process's start weighs more), so its PASS/FAIL lines are shown but not judged, and it exits 0 when every
+benchmark ran.
 
     python benchmarks/run_all.py            # everything, full size (about an hour on 2 cores)
     python benchmarks/run_all.py --quick    # smaller sizes: a look, not the figures for the README
@@ -59,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     write_atomic(output, json.dumps(report, indent=2) + "\n")  # a reader never sees half a report
     print(f"\nwritten: {output}")
+    if args.quick:
+        print("--quick: smaller sizes than the targets are set for; the lines above are not judged")
+        return 0
     return 0 if all(row["pass"] for row in rows) else 1
 
 
