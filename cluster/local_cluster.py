@@ -14,7 +14,7 @@ As a module (the tests use it):
 
     from cluster.local_cluster import LocalCluster
     with LocalCluster(workers=2, gpus_per_worker=1) as cluster:
-        ...  # cluster.address; cluster.nodes() -> {"head": node_id, "worker0": ...}
+        ...  # cluster.address; cluster.driver_env; cluster.nodes() -> {"head": node_id, "worker0": ...}
         cluster.remove_worker(1)               # simulate losing a node (SIGKILL of its process group)
 
 Declared GPUs are for scheduling only (`ray.get_gpu_ids()` and CUDA_VISIBLE_DEVICES are set, but there is no
@@ -98,6 +98,11 @@ def auth_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {"RAY_AUTH_MODE": "disabled"}
 
 
+def _without_ray_address(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` less RAY_ADDRESS: a variable pointing at another cluster must not reach this one's processes."""
+    return {k: v for k, v in environ.items() if k != "RAY_ADDRESS"}
+
+
 def ray_executable() -> str:
     """The `ray` of this interpreter's environment (the one tunerd runs with), else the one on PATH."""
     beside = Path(sys.executable).with_name("ray")
@@ -170,9 +175,14 @@ class LocalCluster:
         """Environment every process of this cluster (and a driver joining it) should have: the auth mode."""
         return auth_env(self._base_env())
 
+    @property
+    def driver_env(self) -> dict[str, str]:
+        """Environment for a driver started from this process to join the cluster (`tunerd launch
+        --address`): this process's, without another cluster's RAY_ADDRESS, plus the cluster's auth mode."""
+        return {**_without_ray_address(os.environ), **self.env}
+
     def _base_env(self) -> dict[str, str]:
-        base = os.environ if self.environment is None else self.environment
-        return {k: v for k, v in base.items() if k != "RAY_ADDRESS"}  # not another cluster's
+        return _without_ray_address(os.environ if self.environment is None else self.environment)
 
     @property
     def address(self) -> str:
@@ -338,7 +348,7 @@ class LocalCluster:
             print(json.dumps([n for n in ray.nodes() if n["Alive"]], default=str))
             """)
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                              env={**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **self.env})
+                              env=self.driver_env)
         if done.returncode != 0:
             raise RuntimeError(f"could not list the nodes of {self.address}:\n{done.stderr[-2000:]}")
         nodes = json.loads(done.stdout.strip().splitlines()[-1])

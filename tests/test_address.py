@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -34,10 +33,9 @@ def test_launch_joins_a_running_cluster(ray_head, write_spec, tmp_path, how):
     """HOST:PORT joins as a driver; ray://HOST:PORT runs the driver on the head through Ray Client."""
     path = write_spec(SPEC)
     address = ray_head.address if how == "gcs" else ray_head.client_address
-    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **ray_head.env}
     done = subprocess.run([sys.executable, "-m", "tunerd.cli", "launch", str(path), "--storage",
                            str(tmp_path / "r"), "--address", address], capture_output=True, text=True,
-                          timeout=180, env=env)
+                          timeout=180, env=ray_head.driver_env)
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_path / "r" / "joined" / "summary.json").read_text())
     assert summary["state"] == "finished" and len(summary["trials"]) == 2

@@ -220,11 +220,10 @@ def cluster():
 
 
 def tunerd_launch(spec: Path, storage: Path, cluster: LocalCluster, log: Path) -> subprocess.Popen[bytes]:
-    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **cluster.env}
     with open(log, "wb") as out:
         return subprocess.Popen([sys.executable, "-m", "tunerd.cli", "launch", str(spec), "--storage", str(storage),
                                  "--address", cluster.address, "--shared-storage"],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=cluster.driver_env)
 
 
 def finish(launch: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
