@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"gpu {share:g}, AMP on, on {gpu}", flush=True)
             report["runs"][name] = run_on_gpu(name, args, storage, share)
     print_table(report)
-    from tunerd.results import write_atomic
+    from trainables.files import write_atomic
 
     output = Path(args.output)
     write_atomic(output, json.dumps(report, indent=2) + "\n")  # a reader never sees half a report

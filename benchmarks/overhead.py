@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))  # `python benchmarks/NAME.py` puts benchmarks/ fi
 
 from benchmarks.measure import peak_rss_mib  # noqa: E402
 from benchmarks.workloads import TRIVIAL_SPEC  # noqa: E402
+
 OUTPUT = ROOT / "benchmarks" / "results" / "overhead.json"
 
 PER_SLOT_TARGET = 0.15  # s per trial per slot, tunerd
@@ -225,7 +226,7 @@ def run(quick: bool = False, *, trials: int | None = None, rounds: int | None = 
         print(f"growth: {', '.join(map(str, sizes))} trials, a fresh process each ...", flush=True)
         report["growth"] = growth(sizes)
     report["targets"] = rows = target_rows(report)
-    from tunerd.results import write_atomic
+    from trainables.files import write_atomic
 
     write_atomic(output, json.dumps(report, indent=2) + "\n")
     for row in rows:

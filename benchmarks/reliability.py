@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))  # `python benchmarks/NAME.py` puts benchmarks/ fi
 
 from benchmarks.measure import peak_rss_mib  # noqa: E402
 from benchmarks.workloads import TRIVIAL_SPEC  # noqa: E402
+
 OUTPUT = ROOT / "benchmarks" / "results" / "reliability.json"
 
 FAULTS_SPEC = """\
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load: {args.trials} trials, in a fresh process ...", flush=True)
     report["load"] = load_in_fresh_process(storage / "load", args.trials)
     print_table(report)
-    from tunerd.results import write_atomic
+    from trainables.files import write_atomic
 
     output = Path(args.output)
     write_atomic(output, json.dumps(report, indent=2) + "\n")  # a reader never sees half a report

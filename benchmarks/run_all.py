@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
               "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "seconds": timings, "targets": rows}
-    from tunerd.results import write_atomic
+    from trainables.files import write_atomic
 
     output = Path(args.output)
     write_atomic(output, json.dumps(report, indent=2) + "\n")  # a reader never sees half a report

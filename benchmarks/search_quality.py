@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/search_quality.py` from anywhere; the branin trainable
     sys.path.insert(0, str(ROOT))  # is `benchmarks.workloads:branin`, imported from here
 
-from tunerd.results import write_atomic  # noqa: E402
+from trainables.files import write_atomic  # noqa: E402
 
 SPACES = ROOT / "benchmarks" / "spaces"
 MNIST = SPACES / "mnist_search.yaml"
@@ -258,10 +258,11 @@ def run(quick: bool = False, *, storage: str | None = None, output: Path | None 
     if output is not None:
         report = {"benchmark": "search_quality", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "machine": f"{platform.machine()}, {platform.processor() or platform.system()}, "
-                             f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs",
+                             f"{_cpus()} CPUs",
                   "quick": quick, "plan": plan.__dict__, "wall_s": round(time.monotonic() - started, 1),
                   "mnist": mnist_result, "branin": branin_result, "rows": rows}
-        write_atomic(Path(output), json.dumps(_finite(report), indent=2, default=_json_default) + "\n")  # a reader never sees half a report
+        # a reader never sees half a report
+        write_atomic(Path(output), json.dumps(_finite(report), indent=2, default=_json_default) + "\n")
         print(f"written: {output}")
     return rows
 
@@ -279,6 +280,10 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
+
+
+def _cpus() -> int | None:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def main(argv: list[str] | None = None) -> int:

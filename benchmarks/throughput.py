@@ -43,10 +43,11 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/throughput.py` from anywhere
@@ -58,10 +59,10 @@ import torch.nn.functional as F  # noqa: E402
 from trainables import loop  # noqa: E402
 from trainables.context import TrialContext  # noqa: E402
 from trainables.data import load_dataset  # noqa: E402
+from trainables.files import write_atomic  # noqa: E402
 from trainables.knobs import parse_knobs  # noqa: E402
 from trainables.models import build_model  # noqa: E402
 from trainables.optim import make_optimizer  # noqa: E402
-from tunerd.results import write_atomic  # noqa: E402
 
 OUTPUT = ROOT / "benchmarks" / "results" / "throughput.json"
 THRESHOLD = 0.95
@@ -175,7 +176,8 @@ def run(quick: bool = False, *, threads: int = 1, only: tuple[str, ...] = (),
                 "ratio": round(ratio, 4),
             }
             print(f"{row['target']}: {ratio:.3f}x (tunerd {tunerd:.4f} s, hand-written {hand:.4f} s per epoch, "
-                  f"median of {pairs}; validation + checkpoint after it {cases[case.family]['tunerd_rest_of_epoch_s_median']:.4f} s) "
+                  f"median of {pairs}; validation + checkpoint after it "
+                  f"{cases[case.family]['tunerd_rest_of_epoch_s_median']:.4f} s) "
                   f"{'PASS' if row['pass'] else 'FAIL'} (>= {THRESHOLD})", flush=True)
     finally:
         torch.set_num_threads(previous_threads)

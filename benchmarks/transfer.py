@@ -17,8 +17,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from trainables.files import write_atomic
 from tunerd import api, runner
-from tunerd.results import write_atomic
 from tunerd.session import ray_session
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -194,10 +194,9 @@ def measure(trials: int, epochs: int, search: str) -> dict[str, Any]:
     import ray
 
     import trainables
+    from benchmarks import utilisation as this  # by reference, so the workers import it (not __main__)
     from tunerd import api, runner
     from tunerd.session import ray_session
-
-    from benchmarks import utilisation as this  # by reference, so the workers import it (not __main__)
 
     storage = Path(tempfile.mkdtemp(prefix="tunerd-utilisation-"))
     try:
@@ -285,7 +284,7 @@ def run(quick: bool = False, *, trials: int | None = None, epochs: int | None = 
            "measured": result["utilisation"], "threshold": TARGET, "unit": "share",
            "pass": result["utilisation"] >= TARGET}
     report["targets"] = [row]
-    from tunerd.results import write_atomic
+    from trainables.files import write_atomic
 
     write_atomic(output, json.dumps(report, indent=2) + "\n")
     print(f"  {result['trials']} trials ({result['statuses']}), {result['epochs_run']} epochs, Tuner.fit "

@@ -52,9 +52,10 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 STARTED_MARKER = "Ray runtime started"
 NODE_LABEL = "local-cluster-node"
@@ -250,9 +251,10 @@ class LocalCluster:
                 return
             except urllib.error.HTTPError:
                 return
-            except OSError:
+            except OSError as exc:
                 if node.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the dashboard of {node.name} never answered at {url}:\n{node.log_tail()}")
+                    raise RuntimeError(f"the dashboard of {node.name} never answered at {url}:\n{node.log_tail()}") \
+                        from exc
                 time.sleep(0.5)
 
     def add_worker(self, *, cpus: float | None = None, gpus: float | None = None) -> int:

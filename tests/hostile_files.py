@@ -11,14 +11,16 @@ import copy
 import re
 import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 from click.testing import CliRunner
-from hypothesis import assume, strategies as st
+from hypothesis import assume
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
 FILE_NAME = "hostile.yaml"
@@ -429,7 +431,8 @@ def not_a_mapping(draw: st.DrawFn) -> Hostile:
     value = draw(st.one_of(st.lists(_SMALL_INT, max_size=3), _SMALL_INT, _FLOAT, _TEXT, st.booleans(), st.none(),
                            st.lists(st.just(BUILTIN), min_size=1, max_size=1)))
     data = draw(st.one_of(st.just(dump(value)),
-                          st.sampled_from([b"", b"\n", b"   \n", b"# only a comment\n", b"---\n", b"--- ~\n...\n", b"~\n"])))
+                          st.sampled_from([b"", b"\n", b"   \n", b"# only a comment\n", b"---\n", b"--- ~\n...\n",
+                                           b"~\n"])))
     return Hostile("not a mapping", data, "", "must hold a mapping")
 
 

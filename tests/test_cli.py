@@ -1,13 +1,17 @@
 """The command line: exit codes (SPEC §2), the plan, the final report."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from tunerd.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 GOOD = """\
 name: cli
@@ -152,3 +156,56 @@ def test_a_module_in_the_current_folder_runs_in_that_folder(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_path / "results" / "local" / "summary.json").read_text())
     assert [t["last"]["sees_launch_folder"] for t in summary["trials"]] == [1.0, 1.0]
+
+
+READ_ONLY_PROBE = """
+import json, os, sys
+from tunerd.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "ray": "ray" in sys.modules, "torch": "torch" in sys.modules}), file=sys.stderr)
+"""
+
+
+def test_read_only_commands_load_neither_ray_nor_torch(tmp_path, monkeypatch):
+    """`--help`, `status`, `show`, `jobs` and `validate` of a built-in answer at once (their timing is
+    benchmarks/cli_latency.py's): none of them imports Ray or torch. `jobs` lists through the job server's
+    REST API, with the cluster's token in the Authorization header."""
+    import http.server
+    import json
+    import threading
+
+    from benchmarks.cli_latency import write_storage
+
+    write_storage(tmp_path / "storage", experiments=1, trials=5, epochs=3)
+    seen: list[str | None] = []
+
+    class JobServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            body = json.dumps([{"submission_id": "raysubmit_1", "status": "SUCCEEDED", "start_time": 1_700_000_000_000,
+                                "entrypoint": "tunerd launch x.yaml", "metadata": {"tunerd_experiment": "exp0"}}])
+            self.send_response(200 if self.path == "/api/jobs/" else 404)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), JobServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**os.environ, "TUNERD_STORAGE": str(tmp_path / "storage"), "RAY_AUTH_TOKEN": "s3cret"}
+    try:
+        for args in (["--help"], ["status"], ["show", "exp0"], ["validate", "search_spaces/quickstart.yaml"],
+                     ["jobs", "--address", f"http://127.0.0.1:{server.server_port}"]):
+            done = subprocess.run([sys.executable, "-c", READ_ONLY_PROBE, *args], cwd=REPO, env=env,
+                                  capture_output=True, text=True, timeout=60)
+            probe = json.loads(done.stderr.strip().splitlines()[-1])
+            assert probe == {"code": 0, "ray": False, "torch": False}, (args, done.stdout, done.stderr)
+            if args[0] == "jobs":
+                assert "raysubmit_1  SUCCEEDED" in done.stdout and "exp0" in done.stdout
+    finally:
+        server.shutdown()
+    assert seen == ["Bearer s3cret"]

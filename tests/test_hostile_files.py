@@ -14,8 +14,17 @@ from datetime import date
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 
-from tests.hostile_files import (BASES, CATEGORIES, FILE_NAME, MAX_OUTPUT, Hostile, check_file, dump,
-                                 hostile_files, judge)
+from tests.hostile_files import (
+    BASES,
+    CATEGORIES,
+    FILE_NAME,
+    MAX_OUTPUT,
+    Hostile,
+    check_file,
+    dump,
+    hostile_files,
+    judge,
+)
 
 #: files tried per category in this run (the property test asserts the total)
 TRIED: Counter[str] = Counter()
@@ -104,7 +113,8 @@ CASES = [  # (id, file, key path named or "" for the file, phrase)
     ("epochs 10**10000", good("epochs: 2", "epochs: 1" + "0" * 10_000), "space.epochs", "out of range"),
     ("bound 10**400", good(LR, "{uniform: [0, 1" + "0" * 400 + "]}"), "space.lr.uniform", "out of range"),
     ("unknown top-level key", good() + b"schedular: {name: asha}\n", "schedular", "did you mean 'scheduler'"),
-    ("missing trainable", good("trainable: tests.fixtures.toy:quadratic\n", ""), "trainable", "required key is missing"),
+    ("missing trainable", good("trainable: tests.fixtures.toy:quadratic\n", ""), "trainable",
+     "required key is missing"),
     ("!!python/object/apply", good("name: t", 'name: !!python/object/apply:os.system ["echo hacked"]'), "name",
      "is not allowed"),
     ("!!python/name", good("name: t", "name: !!python/name:os.system"), "", "not valid YAML"),

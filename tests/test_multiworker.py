@@ -106,7 +106,8 @@ def test_the_reaper_frees_a_placement_group_whose_creating_actor_died(ray_sessio
     orphans = orphans_within(10)
     assert len(orphans) == 1 and remove_orphaned_placement_groups() == orphans
     deadline = time.monotonic() + 10
-    while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"] - 0.5 and time.monotonic() < deadline:
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"] - 0.5 \
+            and time.monotonic() < deadline:
         time.sleep(0.1)
     assert ray.available_resources()["CPU"] == ray.cluster_resources()["CPU"] - 0.5  # the live actor's half
     ray.kill(alive)

@@ -23,11 +23,11 @@ def test_the_table_shows_running_trials_the_best_so_far_and_the_time_left(tmp_pa
     record.add_result("e_00001", {"lr": 0.2}, {"epoch": 5, "val_accuracy": 0.7, "planned_epochs": 10})
     line = view.status_line()
     assert "running 2  done 1" in line and "pending 1" in line
-    assert "best val_accuracy 0.7000 (trial 00001)" in line
+    assert "best val_accuracy 0.7000 (trial e_00001)" in line
     # 1.5 of 4 trials' work in 60 s: 100 s to go
     assert "~01:40 left" in line, line
-    assert view.running_lines() == ["    00001  running  epoch 5/10   val_accuracy=0.7000",
-                                    "    00002  running  epoch 0/10   starting"]
+    assert view.running_lines() == ["    e_00001  running  epoch 5/10   val_accuracy=0.7000",
+                                    "    e_00002  running  epoch 0/10   starting"]
 
 
 def test_json_lines_gives_scripts_one_event_per_line(tmp_path):

@@ -52,7 +52,8 @@ def tunerd(env, *args, cwd):
 
 
 def files(filesystem, path):
-    return {info.path[len(path) + 1:] for info in filesystem.get_file_info(pyarrow_fs.FileSelector(path, recursive=True))
+    found = filesystem.get_file_info(pyarrow_fs.FileSelector(path, recursive=True))
+    return {info.path[len(path) + 1:] for info in found
             if info.type == pyarrow_fs.FileType.File}
 
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import tunerd
 from tunerd import report
 from tunerd.cli import main
+from tunerd.summary import ExperimentState, Summary, TrialRecord
 
 
 def epoch(n, train_loss, val_loss, train_accuracy, val_accuracy):
@@ -25,8 +26,8 @@ UNDERFITTING = [epoch(1, 2.2, 2.2, 0.20, 0.21), epoch(2, 2.1, 2.1, 0.25, 0.24), 
 
 
 def trial(status, history, **extra):
-    return {"trial_id": "t", "status": status, "epochs": len(history), "history": history,
-            "last": history[-1] if history else {}, **extra}
+    return TrialRecord.from_json({"trial_id": "t", "config": {}, "status": status, "epochs": len(history),
+                                  "history": history, "last": history[-1] if history else {}, **extra})
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -49,10 +50,14 @@ def test_each_kind_of_trial_gets_its_diagnosis(case, expected):
 def test_a_running_experiment_whose_driver_is_gone_is_interrupted():
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    summary = {"state": "running", "driver": report.driver_identity()}
-    assert report.effective_state(summary) == "running"  # this very process: alive
-    assert report.effective_state({**summary, "driver": {**summary["driver"], "pid": gone.pid}}) == "interrupted"
-    assert report.effective_state({"state": "finished"}) == "finished"
+    def summary(state: str, driver: dict | None) -> Summary:
+        return Summary(name="x", metric="loss", mode="min", trial_count=1, state=ExperimentState(state),
+                       driver=driver)
+
+    alive = report.driver_identity()
+    assert report.effective_state(summary("running", alive)) == "running"  # this very process: alive
+    assert report.effective_state(summary("running", {**alive, "pid": gone.pid})) == "interrupted"
+    assert report.effective_state(summary("finished", None)) == "finished"
 
 
 ASHA = """\
@@ -102,7 +107,7 @@ def test_show_prints_the_leaderboard_the_winner_and_why_trials_stopped(finished)
     done = CliRunner().invoke(main, ["show", "asha", "--storage", str(finished), "--top", "3"])
     assert done.exit_code == 0, done.output
     lines = done.output.splitlines()
-    table = lines[lines.index(next(l for l in lines if l.strip().startswith("rank"))) + 1:][:3]
+    table = lines[lines.index(next(line for line in lines if line.strip().startswith("rank"))) + 1:][:3]
     assert [row.split()[1] for row in table] == [t["trial_id"] for t in sorted(
         summary["trials"], key=lambda t: t["best"]["loss"])][:3]
     assert "searched config" in done.output and "x=" in done.output and "offset=" not in done.output

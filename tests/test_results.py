@@ -29,7 +29,7 @@ def test_summary_file_holds_the_summary(tmp_path):
     record = record_with_trials(tmp_path)
     record.write()
     written = json.loads((tmp_path / "summary.json").read_text())
-    expected = _jsonable(record.summary())
+    expected = _jsonable(record.summary().to_json())
     assert written.pop("updated") and expected.pop("updated")
     assert written == expected
     assert written["trials"][-1]["last"] == {"epoch": 1, "loss": None, "diverged": True}  # NaN -> null

@@ -154,7 +154,8 @@ def test_trials_tune_finished_before_the_record_saw_it_are_brought_up_to_date(tm
     record.ended_trial("t_3", {"x": 3.0}, max_epochs=2)
     assert record.trials["t_3"].status == "stopped"
     late = SimpleNamespace(metrics={"trial_id": "t_3", "epoch": 2, "loss": 1.5}, config={"x": 3.0},
-                           metrics_dataframe=pd.DataFrame([{"epoch": e, "loss": 2.5 - e / 2, "planned_epochs": 2} for e in (1, 2)]),
+                           metrics_dataframe=pd.DataFrame([{"epoch": e, "loss": 2.5 - e / 2, "planned_epochs": 2}
+                                                           for e in (1, 2)]),
                            error=None)
     record.reconcile([done, failed, late], max_epochs=3)
     assert record.trials["t_3"].status == "finished" and record.trials["t_3"].epochs == 2

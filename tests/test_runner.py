@@ -135,7 +135,8 @@ def test_data_section_reaches_a_user_function_that_asks_for_it(ray_session, in_r
 
 
 def test_a_trial_that_fits_no_node_is_refused_before_it_waits_forever(ray_session, in_repo, write_spec, tmp_path):
-    with pytest.raises(UsageError, match="asks for cpu 1, gpu 1 but the largest node of the Ray cluster has cpu 2, gpu 0"):
+    message = "asks for cpu 1, gpu 1 but the largest node of the Ray cluster has cpu 2, gpu 0"
+    with pytest.raises(UsageError, match=message):
         launch(write_spec, tmp_path, name="gpu", samples=1, overrides=["resources.gpu=1"])
     with pytest.raises(UsageError, match="asks for cpu 3"):
         launch(write_spec, tmp_path, name="cpu", samples=1, overrides=["resources.cpu=3"])

@@ -1,4 +1,5 @@
-"""Every search algorithm end to end on a real (small) Ray Tune experiment: one contract, four backends."""
+"""Every search algorithm end to end on a real (small) Ray Tune experiment: one contract, run over every
+registered backend that searches a continuous space (grid has its own test)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,9 @@ import json
 import pytest
 
 import tunerd
+from tunerd.searchers import ALGORITHMS
+
+CONTINUOUS = [a.name for a in ALGORITHMS if a.accepts.continuous]
 
 SPACE = """\
 name: {name}
@@ -30,7 +34,7 @@ def run(write_spec, tmp_path, algorithm: str, name: str = "exp", **extra):
     return tunerd.launch(experiment, quiet=True)
 
 
-@pytest.mark.parametrize("algorithm", ["random", "hyperopt", "bayesopt"])
+@pytest.mark.parametrize("algorithm", CONTINUOUS)
 def test_searcher_runs_every_trial_and_tries_initial_points_first(ray_session, in_repo, write_spec, tmp_path,
                                                                  algorithm):
     outcome = run(write_spec, tmp_path, algorithm)
@@ -47,7 +51,7 @@ def test_searcher_runs_every_trial_and_tries_initial_points_first(ray_session, i
     assert summary["best"]["metric"] == pytest.approx(1 / 3)
 
 
-@pytest.mark.parametrize("algorithm", ["random", "hyperopt", "bayesopt"])
+@pytest.mark.parametrize("algorithm", CONTINUOUS)
 def test_same_seed_same_configurations(ray_session, in_repo, write_spec, tmp_path, algorithm):
     configs = []
     for name in ("first", "second"):
@@ -136,7 +140,8 @@ def test_conditional_sub_spaces_sharing_parameter_names(ray_session, in_repo, wr
     configs = [t["config"]["branch"] for t in outcome.summary["trials"]]
     assert len(configs) == 8 and configs[0] == {"offset": 0.0, "x": 2.0}
     for branch in configs:
-        assert (branch["offset"] == 1.0 and -4 <= branch["x"] <= 0) or (branch["offset"] == 0.0 and 0 <= branch["x"] <= 6)
+        assert (branch["offset"] == 1.0 and -4 <= branch["x"] <= 0) or \
+            (branch["offset"] == 0.0 and 0 <= branch["x"] <= 6)
     assert {b["offset"] for b in configs} == {0.0, 1.0}  # both branches are explored
     assert outcome.summary["best"]["metric"] == 0.0
 

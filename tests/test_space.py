@@ -1,4 +1,6 @@
-"""Translation of tunerd distributions to Ray Tune domains: bounds as the SPEC says (integers inclusive)."""
+"""tunerd's distributions sampled as the SPEC says (integers inclusive, q-kinds on multiples, log-kinds
+uniform in log space), both by tunerd itself (`space.sample`, for completing initial points) and through
+the translation to Ray Tune's domains (grid and random search)."""
 from __future__ import annotations
 
 import math
@@ -7,19 +9,29 @@ import numpy as np
 import pytest
 
 from tunerd.errors import Problem
-from tunerd.space import flatten, grid_size, parse_space, to_tune
+from tunerd.searchers._variants import to_tune
+from tunerd.space import flatten, grid_size, parse_space, sample
 
 
-def tune_domain(raw: dict):
+def parsed(raw: dict):
     problems: list[Problem] = []
     tree = parse_space({"p": raw}, "space", problems)
     assert not problems, problems
-    return to_tune(tree)["p"]
+    return tree["p"]
 
 
-def samples(raw: dict, n: int = 4000) -> np.ndarray:
-    domain = tune_domain(raw)
-    return np.array(domain.sample(size=n, random_state=np.random.RandomState(0)))
+def ray_samples(raw: dict, n: int) -> np.ndarray:
+    return np.array(to_tune({"p": parsed(raw)})["p"].sample(size=n, random_state=np.random.RandomState(0)))
+
+
+def own_samples(raw: dict, n: int) -> np.ndarray:
+    node, rng = parsed(raw), np.random.RandomState(0)
+    return np.array([sample(node, rng) for _ in range(n)])
+
+
+@pytest.fixture(params=[ray_samples, own_samples], ids=["ray", "tunerd"])
+def samples(request):
+    return lambda raw, n=4000: request.param(raw, n)
 
 
 @pytest.mark.parametrize("raw, low, high", [
@@ -27,13 +39,13 @@ def samples(raw: dict, n: int = 4000) -> np.ndarray:
     ({"qrandint": [8, 32, 8]}, 8, 32),
     ({"lograndint": [1, 4]}, 1, 4),
 ])
-def test_integer_bounds_are_inclusive(raw, low, high):
+def test_integer_bounds_are_inclusive(samples, raw, low, high):
     values = samples(raw)
     assert values.min() == low and values.max() == high
     assert all(float(v).is_integer() for v in values)
 
 
-def test_q_distributions_round_to_multiples():
+def test_q_distributions_round_to_multiples(samples):
     values = samples({"quniform": [0, 1, 0.25]})
     assert set(np.round(values / 0.25, 9)) <= {0, 1, 2, 3, 4}
     assert set(samples({"qrandint": [8, 32, 8]})) == {8, 16, 24, 32}
@@ -41,13 +53,13 @@ def test_q_distributions_round_to_multiples():
                samples({"qloguniform": [5, 100, 5]}))
 
 
-def test_log_uniform_is_uniform_in_log_space():
+def test_log_uniform_is_uniform_in_log_space(samples):
     values = samples({"loguniform": [1e-4, 1e-1]})
     assert 1e-4 <= values.min() and values.max() <= 1e-1
     assert abs(np.median(np.log10(values)) - (-2.5)) < 0.1
 
 
-def test_normal_and_uniform():
+def test_normal_and_uniform(samples):
     values = samples({"normal": [3, 2]})
     assert abs(values.mean() - 3) < 0.15 and abs(values.std() - 2) < 0.15
     values = samples({"uniform": [-1, 1]})

@@ -34,7 +34,7 @@ def test_defaults_are_the_spec_defaults(write_spec):
     assert spec.scheduler.reduction_factor == 3 and spec.stop.max_epochs == 20
     assert (spec.resources.cpu, spec.resources.gpu, spec.resources.workers) == (1, 0, 1)
     assert (spec.checkpoint.every, spec.checkpoint.keep, spec.failures.max_retries) == (1, 2, 2)
-    assert spec.data.name == "digits" and spec.data.val_fraction == 0.2 and spec.seed == 0
+    assert experiment.data == spec.data == {} and spec.seed == 0  # a user's trainable: data as written
     assert spec.tensorboard is True and spec.export.quantize is False
     assert experiment.trial_count == 40
     assert experiment.storage.endswith("tunerd-results")
@@ -98,7 +98,8 @@ def test_unknown_keys_get_did_you_mean_with_file_and_line(write_spec):
 def test_bad_enum_values_and_types(write_spec):
     text = "\n".join(problems_of(write_spec, BASE.replace("mode: min", "mode: maximize")
                                  + "search: {algorithm: hyperop, num_samples: 0}\nresources: {cpu: two}\n"))
-    assert "search.algorithm: must be one of grid, random, hyperopt, bayesopt; got 'hyperop' (did you mean 'hyperopt'?)" in text
+    assert ("search.algorithm: must be one of bayesopt, grid, hyperopt, random; got 'hyperop' "
+            "(did you mean 'hyperopt'?)") in text
     assert "search.num_samples: input should be greater than or equal to 1" in text
     assert "resources.cpu:" in text and "mode: must be one of max, min" in text
 
@@ -199,30 +200,33 @@ def test_resolved_spec_round_trips(write_spec):
     resolved = experiment.resolved()
     assert resolved["search"]["num_samples"] == 3 and resolved["scheduler"]["name"] == "asha"
     again = speclib.validate(resolved)
-    assert again.spec == experiment.spec
+    assert again.resolved() == resolved and again.search_options == experiment.search_options
 
 
 def test_initial_points_are_checked_against_choices(write_spec):
     conditional = BASE + "  b: {choice: [{k: 1, v: {uniform: [0, 1]}}, {k: 2}]}\n"
     text = "\n".join(problems_of(write_spec, conditional + "search: {initial_points: [{b: {k: 3}}]}\n"))
     assert "search.initial_points[0]: {'k': 3} is not one of the options of space.b.choice" in text
-    text = "\n".join(problems_of(write_spec, conditional + "search: {algorithm: random, initial_points: [{b: {k: 1}}]}\n"))
-    assert "search.initial_points[0].b: grid and random search (Ray's variant generator) cannot start inside" in text
+    random_start = "search: {algorithm: random, initial_points: [{b: {k: 1}}]}\n"
+    text = "\n".join(problems_of(write_spec, conditional + random_start))
+    assert "search.initial_points[0].b: random cannot start inside a conditional choice" in text
     assert load_text(write_spec, conditional + "search: {initial_points: [{b: {k: 1}, x: 0.5}]}\n")
 
 
 def test_initial_point_values_are_range_checked(write_spec):
-    text = "\n".join(problems_of(write_spec, BASE + "  n: {randint: [1, 4]}\nsearch: {initial_points: [{x: 7}, {n: 2.5}]}\n"))
+    points = "  n: {randint: [1, 4]}\nsearch: {initial_points: [{x: 7}, {n: 2.5}]}\n"
+    text = "\n".join(problems_of(write_spec, BASE + points))
     assert "search.initial_points[0]: 7 is outside [-5, 5] (space.x.uniform)" in text
     assert "search.initial_points[1]: 2.5 is not an integer (space.n.randint)" in text
 
 
 def test_data_section_rules(write_spec, tmp_path):
     builtin = "name: t\ntrainable: mlp\nspace: {lr: 0.1}\n"
-    assert load_text(write_spec, builtin).spec.data.name == "digits"  # neither name nor path
+    data = load_text(write_spec, builtin).data  # neither name nor path: digits, with the SPEC's defaults
+    assert (data.name, data.val_fraction, data.test_fraction, data.folds) == ("digits", 0.2, 0.2, 0)
     text = "\n".join(problems_of(write_spec, builtin + "data: {name: wine, path: x.csv}\n"))
     assert "data: give either name" in text
     text = "\n".join(problems_of(write_spec, builtin + f"data: {{path: {tmp_path}/nothing.csv}}\n"))
-    assert "data.path: no such file or folder" in text and "nothing.csv" in text
+    assert f"data.path: {tmp_path}/nothing.csv: no such file or folder" in text
     text = "\n".join(problems_of(write_spec, builtin + "data: {name: wine, folds: 1, colour: red}\n"))
     assert "data.folds: one fold is no cross-validation" in text and "data.colour: unknown key" in text

@@ -13,7 +13,6 @@ from tests.conftest import REPO, free_port
 from tests.test_resume import SPEC, summary_of, wait_for
 
 
-
 def get_json(url: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:

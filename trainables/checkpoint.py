@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
+from trainables.files import atomic_write
 from trainables.knobs import Knobs
 from trainables.models import model_config
 
@@ -70,18 +71,6 @@ def model_record(trainable: str, knobs: Knobs, input_shape: tuple[int, ...], n_c
               "input_shape": list(input_shape), "n_classes": n_classes, "data": dict(data), "seed": seed,
               "data_options": knobs.model.data_options()}
     return json.loads(json.dumps(record))  # plain types only (a YAML loader's mappings, tuples -> lists)
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call `write(tmp_path)` then move the result over `path`, so `path` is never half-written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(state: Mapping[str, Any], directory: str | os.PathLike) -> Path:

@@ -26,15 +26,15 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import ray
 import ray.train
 import torch
 from ray import tune
-from ray.train.v2._internal.execution.callback import ControllerCallback
 from ray.tune.result import DONE, SHOULD_CHECKPOINT
 from ray.util.queue import Empty, Queue
 
@@ -43,6 +43,7 @@ from trainables.checkpoint import CHECKPOINT_FILE
 from trainables.context import TrialContext
 from trainables.loop import run_training
 from trainables.ranks import Ranks
+from tunerd.ray_internals import train_controller_callback
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class _Relay(ray.train.UserCallback):
         self.channel.put(("report", (dict(metrics[0]), checkpoint)))  # rank 0's; every rank's are the same
 
 
-class _ControllerHandle(ControllerCallback):
+class _ControllerHandle(train_controller_callback()):
     """Runs in the Train controller: hands the trial the controller's handle, so the trial can abort it.
     A separate object: Ray Train calls a `UserCallback` only through its user-callback handler, which
     knows no controller events (Ray's own workarounds use internal callbacks the same way)."""

@@ -9,16 +9,17 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
-from trainables.checkpoint import (MODEL_FILE, RECORD_FILE, RECORD_KEYS, atomic_write, load_checkpoint,
-                                   read_model)
+from trainables.checkpoint import MODEL_FILE, RECORD_FILE, RECORD_KEYS, load_checkpoint, read_model
 from trainables.data import load_dataset
+from trainables.files import atomic_write
 from trainables.loop import evaluate
 from trainables.models import build_model
 from trainables.validation import require

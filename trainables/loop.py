@@ -25,9 +25,10 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,30 +36,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainables.augment import augment_batch
+from trainables.catalog import SEARCHABLE_METRICS
 from trainables.checkpoint import load_checkpoint, model_record, restore_rng, rng_state, save_checkpoint
 from trainables.context import TrialContext
-from trainables.data import DataSpec, Dataset, load_dataset
+from trainables.data import Dataset, DataSpec, load_dataset
 from trainables.knobs import Knobs, TrainingConfig, parse_knobs
 from trainables.models import Ensemble, Recoded, build_model, new_recode, require_data_kind
 from trainables.models.ensemble import combine
 from trainables.models.rnn import sequence_lengths
-from trainables.optim import (amp_enabled, load_optimizer_state, lr_factor, make_optimizer, new_scaler,
-                              penalised_weights, set_lr, weight_penalty)
+from trainables.optim import (
+    amp_enabled,
+    load_optimizer_state,
+    lr_factor,
+    make_optimizer,
+    new_scaler,
+    penalised_weights,
+    set_lr,
+    weight_penalty,
+)
 from trainables.ranks import Ranks
 from trainables.transfer import apply_init_from, freeze_features, keep_frozen_in_eval, trainable_parameters
 from trainables.validation import require
 
 #: `report(metrics, checkpoint_dir)`: checkpoint_dir is None, or a folder that exists only during the call
 Reporter = Callable[[dict[str, Any], Path | None], None]
-
-#: every key each built-in reports each epoch. On top: an ensemble's `member{i}_train_accuracy`,
-#: `member{i}_val_accuracy` (and `member{i}_alpha` when boosting); with k folds `val_accuracy_std`,
-#: `val_loss_std` and `fold{i}_val_accuracy`; with `init_from`, in epoch 1, `transfer_loaded` and
-#: `transfer_skipped` (tensors per model). Indices count from 0, as in the state_dict (`members.{i}`).
-METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "generalization_gap",
-               "samples_per_s", "planned_epochs", "diverged", "early_stopped")
-#: metrics a built-in can optimise or stop on (the numbers among METRIC_KEYS)
-SEARCHABLE_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "generalization_gap")
 
 #: rows per forward pass when scoring: large batches keep a GPU busy, but on the CPU activations that no
 #: longer fit in cache make them slower (a 28x28 cnn scores 1,000 images 2.5x faster in batches of 128

@@ -12,14 +12,16 @@ takes the decision itself on the GPU: so with `amp` the optimizers that have a f
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
+from trainables.configs import LR_SCHEDULES
+
 OptimizerFactory = Callable[[Iterable[nn.Parameter], float, float], torch.optim.Optimizer]
 
-#: `adamw` keeps torch's default decoupled weight decay (0.01); the `l2` knob is a separate loss penalty.
+#: the names are `trainables.configs.OPTIMIZERS`
 OPTIMIZERS: dict[str, OptimizerFactory] = {
     "adam": lambda params, lr, momentum: torch.optim.Adam(params, lr=lr),
     "adamw": lambda params, lr, momentum: torch.optim.AdamW(params, lr=lr),
@@ -33,7 +35,6 @@ FUSED: dict[str, OptimizerFactory] = {
     "sgd": lambda params, lr, momentum: torch.optim.SGD(params, lr=lr, momentum=momentum, fused=True),
 }
 
-LR_SCHEDULES = ("none", "cosine", "step")
 
 #: `step` divides the learning rate by this factor at each third of the planned epochs
 STEP_GAMMA = 0.1

@@ -1,20 +1,31 @@
-"""tunerd's Python API: what the CLI calls, and what users and tests call directly."""
+"""tunerd's Python API: what the CLI calls, and what users and tests call directly.
+
+Loading and planning read only the experiment file (no Ray, no torch); `launch` and `resume` import the
+runner, which brings Ray.
+"""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tunerd import client, runner, spec as speclib
+from tunerd import spec as speclib
 from tunerd.errors import UsageError
+from tunerd.options import RunOptions
 from tunerd.space import Choice, Distribution, Grid, flatten
 from tunerd.spec import Experiment
+from tunerd.storage import ExperimentLocation, resolve_storage
+from tunerd.trainable import check_trainable
+
+if TYPE_CHECKING:
+    from tunerd.runner import Outcome
 
 
 def load(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (), *,
          name: str | None = None, storage: str | None = None) -> Experiment:
-    """Read and validate an experiment file, the trainable's import included (raises `UsageError`s)."""
+    """Read and validate an experiment file, the trainable's import included (raises `UsageError`s): the one
+    check of a file; past it the runner trusts the `Experiment`."""
     experiment = speclib.load(path, overrides, name=name, storage=storage)
-    runner.check_trainable(experiment)
+    check_trainable(experiment)
     return experiment
 
 
@@ -31,45 +42,50 @@ def _describe(node: Any) -> str:
 def plan(experiment: Experiment) -> dict[str, Any]:
     """The resolved plan `tunerd validate` prints: what will run, how many trials, on what."""
     spec = experiment.spec
-    searched = {k: _describe(v) for k, v in flatten(experiment.space, sep=".").items()
-                if isinstance(v, (Distribution, Choice, Grid))}
-    constants = {k: v for k, v in flatten(experiment.space, sep=".").items() if k not in searched}
+    flat = flatten(experiment.space, sep=".")
+    searched = {k: _describe(v) for k, v in flat.items() if isinstance(v, (Distribution, Choice, Grid))}
+    resources = spec.resources
     return {
         "name": spec.name,
         "trainable": spec.trainable,
-        "data": spec.data.model_dump(exclude_none=True),
+        "data": experiment.data_for_trainable(),
         "metric": f"{spec.metric} ({spec.mode})",
-        "algorithm": spec.search.algorithm,
-        "scheduler": spec.scheduler.name if spec.scheduler.name == "fifo" else
-        f"{spec.scheduler.name} (grace_period {spec.scheduler.grace_period}, "
-        f"reduction_factor {spec.scheduler.reduction_factor:g}, max_t {spec.stop.max_epochs})",
+        "algorithm": experiment.algorithm.describe(experiment.search_options),
+        "scheduler": experiment.scheduler.describe(spec),
         "trials": experiment.trial_count,
         "max_concurrent": spec.search.max_concurrent or "as resources allow",
-        "resources per trial": f"cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu:g}" if spec.resources.workers == 1
-        else f"{spec.resources.workers} workers, each cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu:g}",
+        "resources per trial": f"cpu {resources.cpu:g}, gpu {resources.gpu:g}" if resources.workers == 1
+        else f"{resources.workers} workers, each cpu {resources.cpu:g}, gpu {resources.gpu:g}",
         "searched": searched,
-        "constants": constants,
-        "results": runner.experiment_location(experiment).where,
+        "constants": {k: v for k, v in flat.items() if k not in searched},
+        "results": ExperimentLocation(experiment.storage, experiment.name).where,
     }
 
 
-def launch(experiment: Experiment | str | os.PathLike[str], *, address: str | None = None,
-           overwrite: bool = False, quiet: bool = False, num_cpus: int | None = None,
-           shared_storage: bool = False, json_lines: bool = False) -> runner.Outcome:
+def _options(run: RunOptions | None, flags: dict[str, Any]) -> RunOptions:
+    if run is not None and flags:
+        raise TypeError("pass the run options as `run=RunOptions(...)` or as keywords, not both")
+    return run if run is not None else RunOptions(**flags)
+
+
+def launch(experiment: Experiment | str | os.PathLike[str], run: RunOptions | None = None,
+           **flags: Any) -> Outcome:
     """Run an experiment (a loaded `Experiment` or a file path) to the end; returns its `Outcome`.
 
-    `shared_storage=True` says a folder `storage` is mounted on every node of the cluster at `address`."""
+    How it runs is `run` (a `RunOptions`), or the same as keywords: `tunerd.launch(path, quiet=True)`."""
+    options = _options(run, flags)
     if not isinstance(experiment, Experiment):
         experiment = load(experiment)
-    if address is not None and client.is_client_address(address):
-        return client.launch(experiment, address=address, overwrite=overwrite, quiet=quiet,
-                             shared_storage=shared_storage, json_lines=json_lines)
-    return runner.launch(experiment, address=address, overwrite=overwrite, quiet=quiet, num_cpus=num_cpus,
-                         shared_storage=shared_storage, json_lines=json_lines)
+    if options.via_ray_client:
+        from tunerd import client
+
+        return client.launch(experiment, options)
+    from tunerd import runner
+
+    return runner.launch(experiment, options)
 
 
-def resume(name: str, *, storage: str | None = None, address: str | None = None, quiet: bool = False,
-           num_cpus: int | None = None, shared_storage: bool = False, json_lines: bool = False) -> runner.Outcome:
+def resume(name: str, *, storage: str | None = None, run: RunOptions | None = None, **flags: Any) -> Outcome:
     """Finish the interrupted or crashed experiment `name` from its files in the storage (`tunerd resume`).
 
     The experiment runs as it was launched: its resolved `spec.yaml` is read back from the storage."""
@@ -78,10 +94,14 @@ def resume(name: str, *, storage: str | None = None, address: str | None = None,
     from tunerd.report import read_summary
     from tunerd.storage import read_text
 
-    if address is not None and client.is_client_address(address):
+    options = _options(run, flags)
+    if options.via_ray_client:
         raise UsageError("--address ray://: resume runs where the experiment's files are; run it on the head "
                          "node, or join with --address HOST:PORT")
-    root = speclib.resolve_storage(storage, None)
+    try:
+        root = resolve_storage(storage)
+    except ValueError as exc:
+        raise UsageError(f"--storage: {exc}") from None
     read_summary(root, name)  # a missing experiment: a UsageError naming the storage and close names
     text = read_text(root, f"{name}/spec.yaml")
     if text is None:
@@ -91,5 +111,6 @@ def resume(name: str, *, storage: str | None = None, address: str | None = None,
         with open(path, "w") as handle:
             handle.write(text)
         experiment = load(path, name=name, storage=root)
-    return runner.resume(experiment, address=address, quiet=quiet, num_cpus=num_cpus, shared_storage=shared_storage,
-                         json_lines=json_lines)
+    from tunerd import runner
+
+    return runner.resume(experiment, options)

@@ -10,30 +10,26 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import ray
 
-from tunerd import runner
-from tunerd.auth import use_token_if_present
+from tunerd import ray_internals, runner
 from tunerd.errors import TunerdError, UsageError
+from tunerd.options import RunOptions
 from tunerd.spec import Experiment
 
 
-def is_client_address(address: str) -> bool:
-    return address.startswith("ray://")
-
-
-def launch(experiment: Experiment, *, address: str, overwrite: bool = False, quiet: bool = False,
-           shared_storage: bool = False, json_lines: bool = False) -> runner.Outcome:
-    """Connect to the cluster at `address` (ray://), run the experiment on its head node, disconnect."""
-    runner.check_trainable(experiment)  # a wrong module:function fails here, before connecting
-    use_token_if_present()
-    _connect(address, _runtime_env(experiment), quiet=quiet)
+def launch(experiment: Experiment, options: RunOptions) -> runner.Outcome:
+    """Connect to the cluster at `options.address` (ray://), run the experiment on its head node, disconnect."""
+    assert options.address is not None
+    ray_internals.use_token_if_present()
+    _connect(options.address, _runtime_env(experiment), quiet=options.quiet)
     try:
         task = ray.remote(num_cpus=0)(_launch_on_head).options(scheduling_strategy=_on_head_node())
-        reference = task.remote(experiment, overwrite, quiet, shared_storage, json_lines)
+        reference = task.remote(experiment, options)
         try:
             return ray.get(reference)
         except KeyboardInterrupt:
@@ -66,12 +62,10 @@ def _connect(address: str, runtime_env: dict[str, Any], *, quiet: bool, attempts
             time.sleep(2.0 * attempt)
 
 
-def _launch_on_head(experiment: Experiment, overwrite: bool, quiet: bool, shared_storage: bool,
-                    json_lines: bool) -> runner.Outcome:
+def _launch_on_head(experiment: Experiment, options: RunOptions) -> runner.Outcome:
     # inside the cluster Ray is already initialised: `ray_session` joins it as it is ("auto"), and
     # resources are judged as on any joined cluster (an autoscaler may add nodes)
-    return runner.launch(experiment, address="auto", overwrite=overwrite, quiet=quiet, shared_storage=shared_storage,
-                         json_lines=json_lines)
+    return runner.launch(experiment, replace(options, address="auto"))
 
 
 def _on_head_node() -> Any:

@@ -1,22 +1,15 @@
-"""Errors tunerd raises on purpose: each carries a message a user can act on."""
+"""Errors tunerd raises on purpose: each carries a message a user can act on (`brief` cuts a value in one short)."""
 from __future__ import annotations
 
-import reprlib
 from dataclasses import dataclass
-from typing import Any
+
+from trainables.validation import brief, did_you_mean
+
+__all__ = ["MAX_SHOWN", "Problem", "SpecError", "TunerdError", "UsageError", "brief", "did_you_mean",
+           "printable"]
 
 #: how many problems one error lists (a hostile file can hold a million)
 MAX_SHOWN = 50
-
-_BRIEF = reprlib.Repr()
-_BRIEF.maxstring = _BRIEF.maxother = _BRIEF.maxlong = 80
-_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 6
-_BRIEF.maxlevel = 2
-
-
-def brief(value: Any) -> str:
-    """`repr(value)` cut short: a value in a message must not be bigger than the file (YAML aliases)."""
-    return _BRIEF.repr(value)
 
 
 class TunerdError(Exception):

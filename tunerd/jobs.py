@@ -1,17 +1,19 @@
-"""Ray Jobs API submission: `launch --submit`, `jobs`, `logs`, `stop` (a thin adapter over Ray's client).
+"""Ray Jobs API submission: `launch --submit`, `jobs`, `logs`, `stop` (a thin adapter over Ray's client, and
+over the job server's REST API for the list, so that `tunerd jobs` starts without Ray).
 
 A submitted experiment runs `tunerd launch` as the job's entrypoint on the cluster (`--address auto`), with a
 `working_dir` that holds only the experiment file and, when the trainable is a module of the current folder,
 that module. Paths in the file are read on the cluster, so the storage must be absolute there (or a URI).
 
-The token of a Ray 2.60 cluster is never read here: Ray's own loader finds it (RAY_AUTH_TOKEN,
-RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token) and puts it in the client's request headers; nothing of it is
-printed, logged or put in the job. The job's driver runs on the head, which has the cluster's token already.
+The token of a Ray 2.60 cluster (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token) goes into request
+headers only: Ray's own loader puts it in its client's, `_token_header` in the list request's; nothing of it
+is printed, logged or put in the job. The job's driver runs on the head, which has the cluster's token already.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -20,15 +22,19 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tunerd.auth import use_token_if_present
+from tunerd import ray_internals
 from tunerd.errors import TunerdError, UsageError
-from tunerd.spec import DEFAULT_STORAGE, Experiment
+from tunerd.storage import chosen_storage
+
+if TYPE_CHECKING:
+    from tunerd.spec import Experiment
 
 ADDRESS_VARIABLES = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")  # Ray's order: the API server's own first
 #: `tunerd stop` sends SIGINT (tunerd's Ctrl-C: Ray Tune saves the experiment, summary.json says interrupted)
@@ -61,7 +67,7 @@ def resolve_address(address: str | None) -> str:
         raise UsageError(f"{source} {address!r}: expected the job server's URL, e.g. http://HEAD:8265 (the Ray "
                          "dashboard); a HOST:PORT of the cluster itself is what `launch --address` takes")
     try:
-        parts.port
+        _ = parts.port  # parsing the port raises for a bad one
     except ValueError:
         raise UsageError(f"{source} {address!r}: bad port") from None
     return address.rstrip("/")
@@ -72,16 +78,25 @@ class Jobs:
 
     def __init__(self, address: str | None, *, connect_timeout_s: float = 10) -> None:
         self.url = resolve_address(address)
+        self.timeout_s = connect_timeout_s
         _check_reachable(self.url, connect_timeout_s)
-        use_token_if_present()
-        from ray.job_submission import JobSubmissionClient
+        self._sdk: Any = None
+        self._log_level = logging.getLogger("ray").getEffectiveLevel()  # the caller's (the CLI: errors only)
 
-        # Ray quirk: the job client's modules pin their loggers at INFO on import ("Uploading package ...",
-        # "WebSocket closed ..."), so they ignore the level set on the `ray` logger: follow that level again
-        for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
-            logging.getLogger(name).setLevel(logging.getLogger("ray").getEffectiveLevel())
-        with self._errors(), _without_address_variables():
-            self._client = JobSubmissionClient(self.url)
+    @property
+    def _client(self) -> Any:
+        """Ray's JobSubmissionClient, made on first use: listing jobs (`tunerd jobs`) needs no Ray."""
+        if self._sdk is None:
+            from ray.job_submission import JobSubmissionClient
+
+            # Ray quirks: importing Ray sets its logger to INFO, and the job client's modules pin their
+            # loggers at INFO ("Uploading package ...", "WebSocket closed ..."): put the caller's level back
+            for name in ("ray", "ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
+                logging.getLogger(name).setLevel(self._log_level)
+            ray_internals.use_token_if_present()
+            with self._errors(), _without_address_variables():
+                self._sdk = JobSubmissionClient(self.url)
+        return self._sdk
 
     @contextlib.contextmanager
     def _errors(self, job_id: str | None = None) -> Iterator[None]:
@@ -112,8 +127,24 @@ class Jobs:
                                            metadata=submission.metadata)
 
     def list_jobs(self) -> list[JobRow]:
-        with self._errors():
-            details = self._client.list_jobs()
+        """The cluster's jobs, oldest first, from the job server's REST API (`GET /api/jobs/`, what Ray's
+        client calls too), without importing Ray: `tunerd jobs` answers at once."""
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.url}/api/jobs/", headers=_token_header())
+        try:
+            with urllib.request.urlopen(request, timeout=max(self.timeout_s, 30)) as response:
+                details = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                why = "no token was sent" if exc.code == 401 else "the token was not accepted"
+                raise TunerdError(f"the job server at {self.url} refused the request ({why}): put the cluster's "
+                                  "token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token") from None
+            raise TunerdError(f"the job server at {self.url}: HTTP {exc.code} {exc.reason}") from None
+        except (OSError, ValueError) as exc:
+            raise TunerdError(f"cannot reach the Ray job server at {self.url} ({type(exc).__name__}): is the "
+                              "cluster up with its dashboard on (ray start --head --dashboard-host=...)?") from None
         return sorted((JobRow.of(d) for d in details), key=lambda row: row.start_ms or 0)
 
     def info(self, job_id: str) -> Any:
@@ -177,16 +208,35 @@ class JobRow:
     what: str
 
     @classmethod
-    def of(cls, details: Any) -> JobRow:
-        metadata = details.metadata or {}
-        what = metadata.get(METADATA_KEY) or _shorten(details.entrypoint or "", 48)
-        return cls(details.submission_id or details.job_id or "?", str(details.status), details.start_time, what)
+    def of(cls, details: dict[str, Any]) -> JobRow:
+        """From one job of the REST API's list (Ray's JobDetails as JSON)."""
+        metadata = details.get("metadata") or {}
+        what = metadata.get(METADATA_KEY) or _shorten(details.get("entrypoint") or "", 48)
+        return cls(details.get("submission_id") or details.get("job_id") or "?", str(details.get("status")),
+                   details.get("start_time"), what)
 
     @property
     def started(self) -> str:
         if not self.start_ms:
             return "-"
         return datetime.fromtimestamp(self.start_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _token_header() -> dict[str, str]:
+    """The cluster's token as Ray's clients send it (`Authorization: Bearer ...`), from the sources Ray's
+    token authentication documents, in its order: RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH names,
+    ~/.ray/auth_token. None is sent when RAY_AUTH_MODE turns authentication off. The token goes into this
+    one request header and nowhere else."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return {}
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if not token:
+        path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+        try:
+            token = path.read_text().strip()
+        except OSError:
+            token = ""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _shorten(text: str, width: int) -> str:
@@ -247,15 +297,8 @@ def cluster_storage(experiment: Experiment, storage: str | None) -> str:
     A relative path would be resolved in the job's working folder, a temporary copy on the head that Ray
     deletes: refuse it. `~` is left for the cluster to expand (its user's home).
     """
-    for source, value in (("--storage", storage), ("$TUNERD_STORAGE", os.environ.get("TUNERD_STORAGE")),
-                          ("the file's storage", experiment.raw.get("storage"))):
-        if value:
-            break
-    else:
-        source, value = "the default storage", DEFAULT_STORAGE
-    value = str(value)
-    if value.startswith("file://"):  # what `tunerd launch` does with it too
-        value = value[len("file://"):]
+    from_file = experiment.raw.get("storage")
+    source, value = chosen_storage(storage, from_file if isinstance(from_file, str) else None)
     if "://" in value or value.startswith("~") or Path(value).is_absolute():
         return value
     raise UsageError(f"--submit: {source} {value!r} is a relative path; on the cluster it would land in the "

@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunerd.space import Choice, Distribution, Grid, flatten, parse_space
+from tunerd.summary import TrialStatus
+
+if TYPE_CHECKING:
+    from tunerd.report import Shown, ShownTrial
 
 
 def searched_parameters(spec: dict[str, Any]) -> dict[str, Any]:
@@ -35,35 +39,38 @@ def searched_parameters(spec: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def plot_experiment(shown: dict[str, Any], spec: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Draw `shown` (what `report.show` returns, with each trial's history) and write a PNG to `path`."""
+def plot_experiment(shown: Shown, spec: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Draw `shown` (what `report.show` returns: the trials ranked, with their histories) and write a PNG to
+    `path`. Trials are named by their id, as `show` prints them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric, trials = shown["metric"], shown["trials"]
-    best_id = (shown.get("best") or {}).get("trial_id")
+    summary, trials = shown.summary, shown.trials
+    metric = summary.metric
+    best_id = summary.best.trial_id if summary.best else None
     parameters = searched_parameters(spec)
     columns = max(1, min(3, len(parameters)))
     rows = 1 + math.ceil(len(parameters) / columns)
     figure = plt.figure(figsize=(5.5 * max(2, columns), 4.0 * rows), constrained_layout=True)
     grid = figure.add_gridspec(rows, max(2, columns))
     curves = figure.add_subplot(grid[0, :])
-    for trial in trials:
-        points = [(h["epoch"], h[metric]) for h in trial.get("history") or []
+    for row in trials:
+        trial = row.trial
+        points = [(h["epoch"], h[metric]) for h in trial.history
                   if isinstance(h.get(metric), (int, float)) and "epoch" in h]
         if not points:
             continue
         epochs, values = zip(*points)
-        is_best = trial["trial_id"] == best_id
+        is_best = trial.trial_id == best_id
         line, = curves.plot(epochs, values, linewidth=2.8 if is_best else 1.0, alpha=1.0 if is_best else 0.55,
                             color="crimson" if is_best else None, zorder=3 if is_best else 2,
-                            label=f"best: trial {trial['trial_id'][-5:]}" if is_best else None)
-        if trial.get("status") in ("stopped", "diverged", "errored"):
+                            label=f"best: trial {trial.trial_id}" if is_best else None)
+        if trial.status in (TrialStatus.STOPPED, TrialStatus.DIVERGED, TrialStatus.ERRORED):
             curves.plot(epochs[-1], values[-1], marker="x", markersize=8, color=line.get_color(), zorder=4)
     curves.plot([], [], marker="x", linestyle="none", color="gray", label="stopped early / diverged / errored")
-    curves.set_title(f"{shown['name']}: {metric} per epoch, {len(trials)} trials")
+    curves.set_title(f"{summary.name}: {metric} per epoch, {len(trials)} trials")
     curves.set_xlabel("epoch")
     curves.set_ylabel(metric)
     curves.grid(alpha=0.3)
@@ -78,15 +85,14 @@ def plot_experiment(shown: dict[str, Any], spec: dict[str, Any], path: str | os.
     return target
 
 
-def _parameter_panel(axes: Any, name: str, node: Any, trials: list[dict[str, Any]], metric: str,
+def _parameter_panel(axes: Any, name: str, node: Any, trials: list[ShownTrial], metric: str,
                      best_id: str | None) -> None:
     """The best value of the metric of each trial against one searched parameter."""
     points = []
-    for trial in trials:
-        value = flatten(trial.get("config") or {}).get(name)
-        score = trial.get(metric)
-        if value is not None and isinstance(score, (int, float)):
-            points.append((value, score, trial["trial_id"] == best_id))
+    for row in trials:
+        value = flatten(row.trial.config or {}).get(name)
+        if value is not None and row.value is not None:
+            points.append((value, row.value, row.trial.trial_id == best_id))
     categorical = isinstance(node, (Choice, Grid)) or any(isinstance(v, (str, bool)) for v, _, _ in points)
     if categorical:
         labels = sorted({str(v) for v, _, _ in points})
@@ -95,11 +101,27 @@ def _parameter_panel(axes: Any, name: str, node: Any, trials: list[dict[str, Any
         axes.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 4 else 0)
     else:
         xs = [v for v, _, _ in points]
-        if isinstance(node, Distribution) and node.kind.startswith("log"):
-            axes.set_xscale("log")
+        if isinstance(node, Distribution) and node.is_log:
+            _log_axis(axes, node.low, node.high)
     ys = [s for _, s, _ in points]
     colours = ["crimson" if best else "tab:blue" for _, _, best in points]
     axes.scatter(xs, ys, c=colours, s=[60 if best else 25 for _, _, best in points], alpha=0.8)
     axes.set_xlabel(name)
     axes.set_ylabel(f"best {metric}")
     axes.grid(alpha=0.3)
+
+
+def _log_axis(axes: Any, low: float, high: float) -> None:
+    """A log x axis whose labels never overlap: labelled decades over a wide range; over less than two
+    decades (where matplotlib labels every minor tick, 2e-3 3e-3 ... into one another), four labelled ticks
+    spread evenly in log space."""
+    import numpy as np
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    axes.set_xscale("log")
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    if high / low < 100:
+        ticks = np.geomspace(low, high, 4)
+        axes.set_xticks(ticks, [f"{tick:.2g}" for tick in ticks])
+    else:
+        axes.xaxis.set_major_locator(LogLocator(base=10, numticks=6))

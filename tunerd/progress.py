@@ -15,22 +15,19 @@ from typing import Any
 import click
 from ray.tune import Callback
 
-from tunerd.results import ExperimentRecord, TrialRecord, is_finite_number
-
-
-def short_id(trial_id: str) -> str:
-    """Ray's trial ids are `<experiment hash>_<index>`: the index is what a user can tell apart."""
-    return trial_id.rsplit("_", 1)[-1]
+from tunerd.display import score
+from tunerd.results import ExperimentRecord
+from tunerd.summary import TrialRecord, TrialStatus, is_finite_number
 
 
 def describe_end(record: TrialRecord, metric: str) -> str:
-    value = record.best.get(metric)
-    score = f"{metric}={value:.4f}" if isinstance(value, (int, float)) else f"{metric}=n/a"
-    if record.status == "finished":
-        return f"finished       {score}  ({record.epochs} epochs)"
-    if record.status == "stopped":
-        return f"stopped early  {score}  (at epoch {record.epochs})"
-    if record.status == "diverged":
+    value = record.value(metric)
+    score_text = f"{metric}={score(value)}" if value is not None else f"{metric}=n/a"
+    if record.status == TrialStatus.FINISHED:
+        return f"finished       {score_text}  ({record.epochs} epochs)"
+    if record.status == TrialStatus.STOPPED:
+        return f"stopped early  {score_text}  (at epoch {record.epochs})"
+    if record.status == TrialStatus.DIVERGED:
         return f"diverged       non-finite loss at epoch {record.epochs}"
     return f"errored        {record.error}"
 
@@ -63,9 +60,9 @@ class ProgressView(Callback):
             return None
         done = 0.0
         for trial in self.record.trials.values():
-            if trial.status in ("finished", "stopped", "diverged", "errored"):
+            if trial.status.ended:
                 done += 1
-            elif trial.status == "running" and trial.epochs:
+            elif trial.status == TrialStatus.RUNNING and trial.epochs:
                 planned = trial.planned_epochs or self.max_epochs
                 done += min(1.0, trial.epochs / planned) if planned else 0.0
         if done <= 0:
@@ -84,8 +81,8 @@ class ProgressView(Callback):
                  f"pending {max(0, self.record.trial_count - sum(counts.values())) + counts['pending']}"]
         best = self.record.best()
         if best is not None:
-            parts.append(f"best {self.record.metric} {best.best[self.record.metric]:.4f} "
-                         f"(trial {short_id(best.trial_id)})")
+            parts.append(f"best {self.record.metric} {score(best.value(self.record.metric))} "
+                         f"(trial {best.trial_id})")
         remaining = self.remaining_s()
         if remaining is not None and counts["running"] + counts["pending"]:
             parts.append(f"~{clock(remaining)} left")
@@ -93,13 +90,13 @@ class ProgressView(Callback):
 
     def running_lines(self) -> list[str]:
         lines = []
-        running = [t for t in self.record.trials.values() if t.status == "running"]  # sort these only
+        running = [t for t in self.record.trials.values() if t.status == TrialStatus.RUNNING]  # sort these only
         for trial in sorted(running, key=lambda t: t.index):
             value = trial.last.get(self.record.metric)
             planned = trial.planned_epochs or self.max_epochs
             epoch = f"epoch {trial.epochs}/{planned}" if planned else f"epoch {trial.epochs}"
-            score = f"{self.record.metric}={value:.4f}" if is_finite_number(value) else "starting"
-            lines.append(f"    {short_id(trial.trial_id)}  running  {epoch:<12} {score}")
+            shown = f"{self.record.metric}={score(value)}" if is_finite_number(value) else "starting"
+            lines.append(f"    {trial.trial_id}  running  {epoch:<12} {shown}")
         return lines
 
     # --- drawing ---------------------------------------------------------------------------------------------
@@ -158,7 +155,7 @@ class ProgressView(Callback):
             self._event("trial_end", trial_id=trial.trial_id, status=record.status, epochs=record.epochs,
                         best=record.best, error=record.error)
         else:
-            self._line(f"  trial {short_id(trial.trial_id)}  {describe_end(record, self.record.metric)}")
+            self._line(f"  trial {trial.trial_id}  {describe_end(record, self.record.metric)}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._trial_ended(trial)
@@ -170,7 +167,7 @@ class ProgressView(Callback):
         if self.json_lines:
             self._event("trial_retry", trial_id=trial.trial_id)
         else:
-            self._line(f"  trial {short_id(trial.trial_id)}  failed, retrying from its last checkpoint")
+            self._line(f"  trial {trial.trial_id}  failed, retrying from its last checkpoint")
 
     def on_experiment_end(self, trials, **info):
         if not self.json_lines:

@@ -20,39 +20,23 @@ from typing import Any
 import ray
 from ray.tune import Callback
 
+from tunerd import ray_internals
+
 log = logging.getLogger("tunerd")
-
-#: GCS placement group state REMOVED (gcs.proto PlacementGroupTableData.PlacementGroupState)
-_REMOVED = 3
-
 
 def orphaned_placement_groups() -> list[str]:
     """Hex ids of this job's placement groups, not removed, whose creating actor is dead."""
-    # The public placement_group_table() leaves out the creator; the GCS's own records (read the way
-    # ray._private.state reads them, no dashboard needed) hold it.
-    from ray._private import state
-    from ray.core.generated import gcs_pb2
-
-    job = ray.get_runtime_context().get_job_id()
-    orphans = []
-    for raw in state.state._connect_and_get_accessor().get_placement_group_table():
-        group = gcs_pb2.PlacementGroupTableData.FromString(raw)
-        by_an_actor = group.creator_actor_id != b"\xff" * len(group.creator_actor_id)  # nil: the driver
-        if (group.state != _REMOVED and by_an_actor and group.creator_actor_dead and not group.is_detached
-                and group.creator_job_id.hex() == job):
-            orphans.append(group.placement_group_id.hex())
-    return orphans
+    return ray_internals.placement_groups_of_dead_actors(ray.get_runtime_context().get_job_id())
 
 
 def remove_orphaned_placement_groups() -> list[str]:
     """Remove them; returns their ids."""
-    from ray._raylet import PlacementGroupID
-    from ray.util.placement_group import PlacementGroup, remove_placement_group
+    from ray.util.placement_group import remove_placement_group
 
     removed = []
     for group_id in orphaned_placement_groups():
         try:
-            remove_placement_group(PlacementGroup(PlacementGroupID(bytes.fromhex(group_id))))
+            remove_placement_group(ray_internals.placement_group(group_id))
             removed.append(group_id)
         except Exception as exc:  # removed meanwhile
             log.debug("placement group %s: %s", group_id, exc)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import yaml
 
-from tunerd.errors import UsageError
-from tunerd.spec import did_you_mean
+from tunerd.errors import UsageError, did_you_mean
 from tunerd.storage import list_folders, read_text
+from tunerd.summary import ExperimentState, Summary, TrialRecord, TrialStatus
 
 #: a trial whose training accuracy stays below this has not learnt its training split: underfitting
 UNDERFIT_TRAIN_ACCURACY = 0.7
@@ -27,17 +27,24 @@ def driver_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def read_summary(storage: str, name: str) -> dict[str, Any]:
-    """The experiment's `summary.json`; a UsageError naming the storage (and close names) when missing."""
+def read_summary(storage: str, name: str) -> Summary:
+    """The experiment's `summary.json`; a UsageError naming the storage (and close names) when missing, or
+    the file when it is not a summary."""
     text = read_text(storage, f"{name}/summary.json")
     if text is None:
         known = [n for n in list_folders(storage) if read_text(storage, f"{n}/summary.json") is not None]
         raise UsageError(f"no experiment {name!r} in storage {storage}{did_you_mean(name, known)}"
                          + (f"; experiments there: {', '.join(known)}" if known else "; it holds no experiment"))
+    return parse_summary(text, f"{storage.rstrip('/')}/{name}/summary.json")
+
+
+def parse_summary(text: str, where: str) -> Summary:
     try:
-        return json.loads(text)
+        return Summary.from_json(json.loads(text))
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{storage}/{name}/summary.json is not valid JSON ({exc})") from None
+        raise UsageError(f"{where} is not valid JSON ({exc})") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{where} is not a tunerd summary ({type(exc).__name__}: {exc})") from None
 
 
 def read_spec(storage: str, name: str) -> dict[str, Any]:
@@ -45,14 +52,14 @@ def read_spec(storage: str, name: str) -> dict[str, Any]:
     return (yaml.safe_load(text) or {}) if text else {}
 
 
-def effective_state(summary: dict[str, Any]) -> str:
+def effective_state(summary: Summary) -> ExperimentState:
     """The recorded state, except that a `running` experiment whose driver process is gone (killed, the
     machine rebooted) is `interrupted`: it will never write another line. Only checkable on its host."""
-    state = summary.get("state", "unknown")
-    driver = summary.get("driver") or {}
-    if state == "running" and driver.get("host") == socket.gethostname() and not process_alive(driver.get("pid")):
-        return "interrupted"
-    return state
+    driver = summary.driver or {}
+    if summary.state == ExperimentState.RUNNING and driver.get("host") == socket.gethostname() \
+            and not process_alive(driver.get("pid")):
+        return ExperimentState.INTERRUPTED
+    return summary.state
 
 
 def process_alive(pid: Any) -> bool:
@@ -78,7 +85,7 @@ def _parse_time(text: str | None) -> datetime | None:
 @dataclass
 class StatusRow:
     name: str
-    state: str
+    state: ExperimentState
     done: int
     total: int
     metric: str
@@ -87,55 +94,54 @@ class StatusRow:
     started: str | None
     duration_s: float | None
 
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 def status(storage: str) -> list[StatusRow]:
-    """One row per experiment under `storage`, oldest first."""
+    """One row per experiment under `storage`, oldest first (a folder without a readable summary is skipped)."""
     rows = []
     for name in list_folders(storage):
         text = read_text(storage, f"{name}/summary.json")
         if text is None:
             continue
         try:
-            summary = json.loads(text)
-        except json.JSONDecodeError:
+            summary = parse_summary(text, name)
+        except UsageError:
             continue
         state = effective_state(summary)
-        counts = summary.get("counts", {})
-        started, updated = _parse_time(summary.get("started")), _parse_time(summary.get("updated"))
-        end = datetime.now(timezone.utc) if state == "running" else updated
+        started, updated = _parse_time(summary.started), _parse_time(summary.updated)
+        end = datetime.now(timezone.utc) if state == ExperimentState.RUNNING else updated
         rows.append(StatusRow(
-            name=summary.get("name", name), state=state,
-            done=sum(counts.get(k, 0) for k in ("finished", "stopped", "diverged", "errored")),
-            total=summary.get("trial_count", len(summary.get("trials", []))),
-            metric=summary.get("metric", ""), mode=summary.get("mode", ""),
-            best=(summary.get("best") or {}).get("metric"), started=summary.get("started"),
-            duration_s=(end - started).total_seconds() if started and end else None))
+            name=summary.name, state=state, done=summary.done, total=summary.trial_count,
+            metric=summary.metric, mode=summary.mode, best=summary.best.metric if summary.best else None,
+            started=summary.started, duration_s=(end - started).total_seconds() if started and end else None))
     rows.sort(key=lambda row: row.started or "")
     return rows
 
 
-def diagnose(trial: dict[str, Any], *, scheduler: str, max_epochs: int | None = None) -> list[str]:
+def diagnose(trial: TrialRecord, *, scheduler: str, max_epochs: int | None = None) -> list[str]:
     """Plain-language findings for one trial, from its status and its per-epoch history."""
-    status, epochs, last = trial.get("status"), trial.get("epochs", 0), trial.get("last") or {}
+    status, epochs, last = trial.status, trial.epochs, trial.last
     findings: list[str] = []
-    if status == "errored":
-        first_line = (trial.get("error") or "").strip().splitlines()
+    if status == TrialStatus.ERRORED:
+        first_line = (trial.error or "").strip().splitlines()
         findings.append(f"errored: {first_line[0] if first_line else 'no error message was recorded'}")
-    elif status == "diverged":
+    elif status == TrialStatus.DIVERGED:
         findings.append(f"diverged: a non-finite loss at epoch {epochs}")
-    elif status == "stopped":
-        planned = trial.get("planned_epochs") or max_epochs
+    elif status == TrialStatus.STOPPED:
+        planned = trial.planned_epochs or max_epochs
         if last.get("early_stopped"):
             findings.append(f"ended itself at epoch {epochs}: no improvement for early_stopping_patience epochs")
         else:
             findings.append(f"stopped early by {scheduler.upper() if scheduler == 'asha' else scheduler} "
                             f"at epoch {epochs}" + (f" of {planned}" if planned else ""))
-    history = [h for h in trial.get("history") or [] if isinstance(h.get("val_loss"), (int, float))]
+    history = [h for h in trial.history if isinstance(h.get("val_loss"), (int, float))]
     overfit = _overfitting(history)
     if overfit:
         findings.append(overfit)
     train_accuracy = last.get("train_accuracy")
-    if status != "diverged" and isinstance(train_accuracy, (int, float)) and \
+    if status != TrialStatus.DIVERGED and isinstance(train_accuracy, (int, float)) and \
             train_accuracy < UNDERFIT_TRAIN_ACCURACY:
         findings.append(f"underfitting: train accuracy only {train_accuracy:.3f} after {epochs} epochs (the "
                         "model does not fit its training split: more capacity, another lr, or more epochs)")
@@ -169,28 +175,57 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def show(storage: str, name: str, *, top: int = 10) -> dict[str, Any]:
+@dataclass
+class ShownTrial:
+    """One trial as `show` lists it: its rank (None without a finite metric), its best value, why it ended."""
+
+    rank: int | None
+    trial: TrialRecord
+    value: float | None
+    diagnosis: list[str]
+
+    def to_json(self, metric: str, *, history: bool = True) -> dict[str, Any]:
+        row = {"rank": self.rank, "trial_id": self.trial.trial_id, "status": self.trial.status,
+               "epochs": self.trial.epochs, metric: self.value, "config": self.trial.config,
+               "diagnosis": self.diagnosis}
+        return row | ({"history": self.trial.history} if history else {})
+
+
+@dataclass
+class Shown:
     """Everything `tunerd show` prints (and `--json` writes): leaderboard, best, test, diagnosis."""
+
+    summary: Summary
+    state: ExperimentState
+    trials: list[ShownTrial]
+    top: int
+    plot: str | None = None
+    scheduler: str = field(default="the scheduler")
+
+    @property
+    def leaderboard(self) -> list[ShownTrial]:
+        return self.trials[:self.top]
+
+    def to_json(self, *, history: bool = True) -> dict[str, Any]:
+        summary, metric = self.summary, self.summary.metric
+        shown = {"name": summary.name, "state": self.state, "metric": metric, "mode": summary.mode,
+                 "trial_count": summary.trial_count, "counts": summary.counts, "started": summary.started,
+                 "updated": summary.updated, "best": asdict(summary.best) if summary.best else None,
+                 "test": summary.test, "export": summary.export,
+                 "leaderboard": [t.to_json(metric, history=history) for t in self.leaderboard],
+                 "trials": [t.to_json(metric, history=history) for t in self.trials]}
+        return shown | ({"plot": self.plot} if self.plot else {})
+
+
+def show(storage: str, name: str, *, top: int = 10) -> Shown:
+    """What `tunerd show` prints, read from the experiment's files."""
     summary = read_summary(storage, name)
     spec = read_spec(storage, name)
     scheduler = (spec.get("scheduler") or {}).get("name", "the scheduler")
     max_epochs = (spec.get("stop") or {}).get("max_epochs")
-    metric, mode = summary["metric"], summary["mode"]
-    ranked = sorted((t for t in summary.get("trials", []) if metric in (t.get("best") or {})),
-                    key=lambda t: t["best"][metric], reverse=mode == "max")
-    unranked = [t for t in summary.get("trials", []) if t not in ranked]
     trials = []
-    for rank, trial in enumerate([*ranked, *unranked], 1):
-        trials.append({"rank": rank if trial in ranked else None, "trial_id": trial["trial_id"],
-                       "status": trial.get("status"), "epochs": trial.get("epochs"),
-                       metric: (trial.get("best") or {}).get(metric), "config": trial.get("config"),
-                       "diagnosis": diagnose(trial, scheduler=scheduler, max_epochs=max_epochs), "history": trial.get("history", [])})
-    return {"name": summary.get("name", name), "state": effective_state(summary), "metric": metric,
-            "mode": mode, "trial_count": summary.get("trial_count"), "counts": summary.get("counts"),
-            "started": summary.get("started"), "updated": summary.get("updated"),
-            "best": summary.get("best"), "test": summary.get("test"), "export": summary.get("export"),
-            "leaderboard": trials[:top], "trials": trials}
-
-
-def as_dict(row: StatusRow) -> dict[str, Any]:
-    return asdict(row)
+    for rank, trial in enumerate(summary.ranked(), 1):
+        value = trial.value(summary.metric)
+        trials.append(ShownTrial(rank if value is not None else None, trial, value,
+                                 diagnose(trial, scheduler=scheduler, max_epochs=max_epochs)))
+    return Shown(summary, effective_state(summary), trials, top, scheduler=scheduler)

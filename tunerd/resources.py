@@ -10,8 +10,9 @@ start trials whose workers wait for one another's CPUs.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from tunerd.spec import ResourcesSpec
 

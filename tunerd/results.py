@@ -10,45 +10,47 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ray.tune import Callback
+from ray.tune.result import (
+    AUTO_RESULT_KEYS,
+    DEBUG_METRICS,
+    DEFAULT_EXPERIMENT_INFO_KEYS,
+    DONE,
+    SHOULD_CHECKPOINT,
+    TRAINING_ITERATION,
+)
 
+from trainables.files import write_atomic
 from tunerd.space import flatten
+from tunerd.summary import (
+    BestTrial,
+    ExperimentState,
+    Summary,
+    TrialRecord,
+    TrialStatus,
+    best_trial,
+    count_statuses,
+    is_finite_number,
+    rank_trials,
+)
 
+#: the keys Ray Tune adds to every report (bookkeeping, not the trainable's metrics)
+RAY_RESULT_KEYS = frozenset((*AUTO_RESULT_KEYS, *DEBUG_METRICS, *DEFAULT_EXPERIMENT_INFO_KEYS, DONE,
+                             SHOULD_CHECKPOINT))
 #: the per-epoch scalars kept in a trial's history, with the experiment's metric (for learning curves and
 #: over/under-fitting diagnosis)
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "generalization_gap")
-TRIAL_STATES = ("pending", "running", "finished", "stopped", "diverged", "errored")
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` so that readers see the old file or the new one, never a part of either."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    write_atomic(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
 
 
 def compact_json(value: Any) -> str:
@@ -81,31 +83,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _scalars(result: dict[str, Any]) -> dict[str, Any]:
-    """The trainable's own metrics from a Ray result (Ray's bookkeeping keys left out)."""
-    skip = {"config", "trial_id", "experiment_id", "date", "timestamp", "pid", "hostname", "node_ip",
-            "time_this_iter_s", "time_total_s", "time_since_restore", "iterations_since_restore",
-            "timesteps_since_restore", "checkpoint_dir_name", "should_checkpoint", "done",
-            "training_iteration", "timesteps_total", "episodes_total"}
-    return {k: v for k, v in result.items()
-            if k not in skip and isinstance(v, (int, float, bool, str)) and v is not None}
-
-
-@dataclass
-class TrialRecord:
-    trial_id: str
-    config: dict[str, Any]
-    index: int = 0  # creation order (Ray's trial ids are random for some searchers)
-    status: str = "pending"
-    epochs: int = 0
-    planned_epochs: int | None = None
-    last: dict[str, Any] = field(default_factory=dict)
-    best: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    retries: int = 0
-    error: str | None = None
-    error_file: str | None = None  # the full traceback Ray Tune wrote, relative to the experiment folder
-    started: str | None = None
-    ended: str | None = None
+    """The trainable's own metrics from a Ray result (Ray's bookkeeping keys left out). A trainable that
+    reports no `epoch` gets Ray's `training_iteration` as its epoch (one report, one epoch)."""
+    metrics = {k: v for k, v in result.items()
+               if k not in RAY_RESULT_KEYS and isinstance(v, (int, float, bool, str)) and v is not None}
+    if "epoch" not in metrics and is_finite_number(result.get(TRAINING_ITERATION)):
+        metrics["epoch"] = int(result[TRAINING_ITERATION])
+    return metrics
 
 
 class ExperimentRecord:
@@ -121,25 +105,22 @@ class ExperimentRecord:
         self.mode = mode
         self.trial_count = trial_count
         self.started = started or now_iso()
-        self.state = "running"
+        self.state = ExperimentState.RUNNING
         self.trials: dict[str, TrialRecord] = {}
         self.best_checkpoint: str | None = None
         self.test: dict[str, Any] | None = None
-        self.extra: dict[str, Any] = {}
+        self.export: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.driver: dict[str, Any] | None = None
 
     @classmethod
-    def from_summary(cls, folder: str | os.PathLike[str], summary: dict[str, Any],
-                     on_write: Callable[[Path], None] | None = None) -> "ExperimentRecord":
+    def from_summary(cls, folder: str | os.PathLike[str], summary: Summary,
+                     on_write: Callable[[Path], None] | None = None) -> ExperimentRecord:
         """The record a killed or interrupted run left in `summary.json`, to go on with (`tunerd resume`)."""
-        record = cls(folder, name=summary["name"], metric=summary["metric"], mode=summary["mode"],
-                     trial_count=summary["trial_count"], started=summary.get("started"), on_write=on_write)
-        known = {f.name for f in fields(TrialRecord)}
-        for trial in summary.get("trials", []):
-            record.trials[trial["trial_id"]] = TrialRecord(**{k: v for k, v in trial.items() if k in known})
-        record.test = summary.get("test")
-        reserved = {"name", "state", "metric", "mode", "started", "updated", "trial_count", "counts", "best",
-                    "test", "trials", "error", "driver"}
-        record.extra = {k: v for k, v in summary.items() if k not in reserved}
+        record = cls(folder, name=summary.name, metric=summary.metric, mode=summary.mode,
+                     trial_count=summary.trial_count, started=summary.started, on_write=on_write)
+        record.trials = {trial.trial_id: trial for trial in summary.trials}
+        record.test, record.export = summary.test, summary.export
         return record
 
     # --- updates ------------------------------------------------------------------------------------------
@@ -151,7 +132,7 @@ class ExperimentRecord:
     def started_trial(self, trial_id: str, config: dict[str, Any], index: int) -> None:
         record = self.trial(trial_id, config)
         record.index = index
-        record.status = "running"
+        record.status = TrialStatus.RUNNING
         record.started = record.started or now_iso()
 
     def add_result(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
@@ -159,13 +140,14 @@ class ExperimentRecord:
         metrics = _scalars(result)
         if has_diverged(result, self.metric):
             metrics["diverged"] = True
-        record.status = "running"
-        record.epochs = int(metrics.get("epoch", result.get("training_iteration", record.epochs + 1)))
+        record.status = TrialStatus.RUNNING
+        record.epochs = int(metrics.get("epoch", record.epochs + 1))
         if "planned_epochs" in metrics:
             record.planned_epochs = int(metrics["planned_epochs"])
         record.last = metrics
         value = metrics.get(self.metric)
-        if is_finite_number(value) and (not record.best or self._better(value, record.best[self.metric])):
+        best = record.value(self.metric)
+        if is_finite_number(value) and (best is None or (value > best if self.mode == "max" else value < best)):
             record.best = metrics
         record.history = [h for h in record.history if h.get("epoch", 0) < record.epochs]
         record.history.append({k: metrics[k] for k in (*HISTORY_KEYS, self.metric) if k in metrics})
@@ -174,11 +156,11 @@ class ExperimentRecord:
         record = self.trial(trial_id, config)
         planned = record.planned_epochs or max_epochs
         if record.last.get("diverged"):
-            record.status = "diverged"
+            record.status = TrialStatus.DIVERGED
         elif record.last.get("early_stopped") or record.epochs < planned:
-            record.status = "stopped"
+            record.status = TrialStatus.STOPPED
         else:
-            record.status = "finished"
+            record.status = TrialStatus.FINISHED
         record.ended = now_iso()
         return record
 
@@ -187,7 +169,7 @@ class ExperimentRecord:
         """`error_file`: where Ray Tune wrote the trial's traceback (its trial folder's error.txt, local or
         not yet synced); recorded as the same file inside the experiment folder, where it lands."""
         record = self.trial(trial_id, config)
-        record.status = "errored"
+        record.status = TrialStatus.ERRORED
         record.error = error or "the trial failed (no error message was recorded)"
         if error_file:
             record.error_file = f"{Path(error_file).parent.name}/{Path(error_file).name}"
@@ -196,7 +178,7 @@ class ExperimentRecord:
     def retried_trial(self, trial_id: str, config: dict[str, Any]) -> None:
         record = self.trial(trial_id, config)
         record.retries += 1
-        record.status = "running"
+        record.status = TrialStatus.RUNNING
 
     def reconcile(self, results: Any, *, max_epochs: int) -> None:
         """Bring trials the callbacks never saw end up to date from Ray Tune's own results (its ResultGrid).
@@ -212,11 +194,11 @@ class ExperimentRecord:
             if not trial_id:
                 continue
             known = self.trials.get(trial_id)
-            last_epoch = int(metrics.get("epoch") or metrics.get("training_iteration") or 0)
+            last_epoch = int(metrics.get("epoch") or metrics.get(TRAINING_ITERATION) or 0)
             if last_epoch == 0 and result.error is None:
                 continue  # never reported (e.g. still pending when a time budget ended the run): nothing to add
-            behind = known is None or known.status in ("pending", "running") or (
-                known.status in ("finished", "stopped") and last_epoch > known.epochs)
+            behind = known is None or not known.status.ended or (
+                known.status in (TrialStatus.FINISHED, TrialStatus.STOPPED) and last_epoch > known.epochs)
             if not behind:
                 continue
             config = result.config or metrics.get("config") or {}
@@ -225,7 +207,7 @@ class ExperimentRecord:
             for row in rows:
                 row = {k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
                 row = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
-                epoch = int(row.get("epoch") or row.get("training_iteration") or 0)
+                epoch = int(row.get("epoch") or row.get(TRAINING_ITERATION) or 0)
                 if epoch > self.trial(trial_id, config).epochs:
                     self.add_result(trial_id, config, row)
             if result.error is not None:
@@ -235,55 +217,27 @@ class ExperimentRecord:
                 self.ended_trial(trial_id, config, max_epochs=max_epochs)
 
     # --- queries ------------------------------------------------------------------------------------------
-    def _better(self, a: float, b: float) -> bool:
-        return a > b if self.mode == "max" else a < b
-
     def ranked(self) -> list[TrialRecord]:
-        """Trials best first; those without a finite metric value last, in start order."""
-        scored = [t for t in self.trials.values() if t.best]
-        unscored = [t for t in self.trials.values() if not t.best]
-        scored.sort(key=lambda t: t.best[self.metric], reverse=self.mode == "max")
-        return scored + unscored
+        """Trials best first (`tunerd.summary.rank_trials`)."""
+        return rank_trials(self.trials.values(), self.metric, self.mode)
 
     def best(self) -> TrialRecord | None:
-        """The first of `ranked()`, found without sorting (it is asked for on every summary and redraw)."""
-        scored = [t for t in self.trials.values() if t.best]
-        if not scored:
-            return None
-        pick = max if self.mode == "max" else min
-        return pick(scored, key=lambda t: t.best[self.metric])
+        return best_trial(self.trials.values(), self.metric, self.mode)
 
     def counts(self) -> dict[str, int]:
-        counts = {state: 0 for state in TRIAL_STATES}
-        for trial in self.trials.values():
-            counts[trial.status] += 1
-        counts["pending"] += max(0, self.trial_count - len(self.trials))
-        return counts
+        return count_statuses(self.trials.values(), self.trial_count)
 
     # --- rendering ----------------------------------------------------------------------------------------
-    def summary(self, *, trials: bool = True) -> dict[str, Any]:
+    def summary(self) -> Summary:
         best = self.best()
-        return {
-            "name": self.name,
-            "state": self.state,
-            "metric": self.metric,
-            "mode": self.mode,
-            "started": self.started,
-            "updated": now_iso(),
-            "trial_count": self.trial_count,
-            "counts": self.counts(),
-            "best": None if best is None else {
-                "trial_id": best.trial_id,
-                "config": best.config,
-                "metric": best.best[self.metric],
-                "epoch": best.best.get("epoch"),
-                "epochs": best.epochs,
-                "checkpoint": self.best_checkpoint,
-            },
-            "test": self.test,
-            **self.extra,
-            **({"trials": [asdict(t) for t in self._in_order()]} if trials else {}),
-        }
+        return Summary(
+            name=self.name, state=self.state, metric=self.metric, mode=self.mode, started=self.started,
+            updated=now_iso(), trial_count=self.trial_count, counts=self.counts(),
+            best=None if best is None else BestTrial(
+                trial_id=best.trial_id, config=best.config, metric=best.best[self.metric],
+                epoch=best.best.get("epoch"), epochs=best.epochs, checkpoint=self.best_checkpoint),
+            test=self.test, export=self.export, error=self.error, driver=self.driver,
+            trials=self._in_order())
 
     def _in_order(self) -> list[TrialRecord]:
         return sorted(self.trials.values(), key=lambda t: t.index)
@@ -296,18 +250,18 @@ class ExperimentRecord:
         from json's C encoder keeps the file readable at a quarter of the cost (200 trials of 3 epochs:
         10 ms a write instead of 44 ms; 800 trials: 25 ms instead of 131 ms).
         """
-        head = json.dumps(_jsonable(self.summary(trials=False)), indent=2, allow_nan=False)
+        summary = self.summary()
+        head = json.dumps(_jsonable(summary.header()), indent=2, allow_nan=False)
         names = [f.name for f in fields(TrialRecord)]
-        rows = ",\n".join("    " + compact_json({name: getattr(t, name) for name in names})
-                           for t in self._in_order())
+        rows = ",\n".join("    " + compact_json({name: getattr(t, name) for name in names}) for t in summary.trials)
         trials = f"[\n{rows}\n  ]" if rows else "[]"
         return f'{head[:-2]},\n  "trials": {trials}\n}}\n'  # head ends with "\n}"
 
     def write(self) -> None:
-        self._written(write_atomic, self.folder / "summary.json", self.summary_text())
+        self._written(self.folder / "summary.json", self.summary_text())
 
-    def _written(self, writer: Callable[[Path, Any], None], path: Path, content: Any) -> None:
-        writer(path, content)
+    def _written(self, path: Path, text: str) -> None:
+        write_atomic(path, text)
         if self.on_write is not None:
             self.on_write(path)
 
@@ -323,7 +277,7 @@ class ExperimentRecord:
             flat = flatten(t.config)
             writer.writerow([rank, t.trial_id, t.status, t.epochs, *[t.best.get(k, "") for k in metric_keys],
                              *[flat.get(k, "") for k in config_keys], t.error or ""])
-        self._written(write_atomic, self.folder / "leaderboard.csv", buffer.getvalue())
+        self._written(self.folder / "leaderboard.csv", buffer.getvalue())
 
 
 def has_diverged(result: dict[str, Any], metric: str) -> bool:
@@ -334,10 +288,6 @@ def has_diverged(result: dict[str, Any], metric: str) -> bool:
         return True
     return any(isinstance(value, float) and not math.isfinite(value) for key, value in result.items()
                if key == metric or key == "loss" or key.endswith("_loss"))
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def error_summary(text: str | None) -> str | None:

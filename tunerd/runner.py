@@ -7,18 +7,16 @@ trial's model exported to `best/` and scored once on the held-out test split.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import logging
 import os
 import shutil
 import signal
-import sys
-import sysconfig
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import ray
 import yaml
@@ -26,18 +24,22 @@ from ray import tune
 from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from ray.tune.search import Searcher
 
+from trainables.files import write_atomic
+from tunerd import ray_internals
 from tunerd.errors import TunerdError, UsageError
+from tunerd.options import RunOptions
 from tunerd.progress import ProgressView
 from tunerd.reaper import OrphanReaper
 from tunerd.report import driver_identity
 from tunerd.resources import fit, max_concurrent, misfit_message
-from tunerd.results import ExperimentRecord, RecordCallback, is_finite_number, write_atomic
-from tunerd.schedulers import build_scheduler, build_stopper
-from tunerd.searchers import build_search
+from tunerd.results import ExperimentRecord, RecordCallback
 from tunerd.session import embedded_ray_processes, ray_session, stop_orphaned_ray
-from tunerd.spec import Experiment, knob_values
+from tunerd.spec import Experiment
+from tunerd.stoppers import build_stopper
 from tunerd.storage import ExperimentLocation
+from tunerd.summary import ExperimentState, TrialStatus, is_finite_number
 from tunerd.tensorboard import HParamsTensorBoardCallback
+from tunerd.trainable import import_user_trainable
 
 log = logging.getLogger("tunerd")
 
@@ -46,7 +48,7 @@ log = logging.getLogger("tunerd")
 class Outcome:
     """What `launch` hands back: the final state and the record it wrote."""
 
-    state: str  # finished | failed | interrupted
+    state: ExperimentState  # finished | failed | interrupted
     folder: Path  # where tunerd's files are on this machine (for a URI storage: the local mirror)
     record: ExperimentRecord
     where: str = ""  # the experiment as users name it: the folder, or the URI
@@ -56,56 +58,17 @@ class Outcome:
 
     @property
     def summary(self) -> dict[str, Any]:
-        return self.record.summary()
+        """`summary.json`'s content (typed: `record.summary()`)."""
+        return self.record.summary().to_json()
 
 
 def experiment_location(experiment: Experiment) -> ExperimentLocation:
     return ExperimentLocation(experiment.storage, experiment.name)
 
 
-def user_function(trainable: str) -> Callable[..., Any]:
-    """Import `package.module:function`; a module outside site-packages is shipped to workers by value."""
-    import cloudpickle
-
-    module_name, _, function_name = trainable.partition(":")
-    if os.getcwd() not in sys.path:  # `tunerd` is a console script: the current folder is not on the path
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"trainable {trainable!r}: cannot import module {module_name!r} ({exc}); it must be "
-                         "importable from the current folder or PYTHONPATH") from None
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise UsageError(f"trainable {trainable!r}: module {module_name!r} has no function {function_name!r}")
-    site = sysconfig.get_paths()["purelib"]
-    if not str(getattr(module, "__file__", "") or "").startswith(site):
-        cloudpickle.register_pickle_by_value(module)
-    return function
-
-
-def check_trainable(experiment: Experiment) -> None:
-    """Import a user's trainable now, so a wrong `module:function` fails before anything starts; for the
-    built-ins, find every model `init_from` names (transfer learning) now rather than in every trial."""
-    if not experiment.is_builtin:
-        try:
-            user_function(experiment.spec.trainable)
-        except UsageError as exc:  # name the file and the key, as for every other problem of the file
-            raise UsageError(f"{experiment.file or 'the experiment file'}: {exc}") from None
-        return
-    from trainables.transfer import resolve_source
-
-    for path, value in knob_values(experiment.space).get("init_from", []):
-        if isinstance(value, str):
-            try:
-                resolve_source(value, storage=experiment.storage)
-            except ValueError as exc:
-                raise UsageError(f"{path}: {exc}") from None
-
-
 def build_trainable(experiment: Experiment) -> Any:
     spec = experiment.spec
-    data = spec.data.model_dump(exclude_none=True)
+    data = experiment.data_for_trainable()
     if experiment.is_builtin:
         from trainables import TrialContext, train_builtin
 
@@ -116,7 +79,7 @@ def build_trainable(experiment: Experiment) -> Any:
             return _distributed_trainable(experiment, context)
         function = tune.with_parameters(train_builtin, context=context)
     else:
-        function = user_function(spec.trainable)
+        function = import_user_trainable(spec.trainable)
         if "data" in inspect.signature(function).parameters:
             function = tune.with_parameters(function, data=data)
     return tune.with_resources(function, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
@@ -173,23 +136,22 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _callbacks(experiment: Experiment, record: ExperimentRecord, quiet: bool, json_lines: bool = False) -> list[Any]:
+def _callbacks(experiment: Experiment, record: ExperimentRecord, options: RunOptions) -> list[Any]:
     callbacks: list[Any] = [RecordCallback(record, max_epochs=experiment.spec.stop.max_epochs)]
     if experiment.spec.tensorboard:
         callbacks.append(HParamsTensorBoardCallback(experiment.spec.metric))
-    callbacks.append(ProgressView(record, quiet=quiet, json_lines=json_lines,
+    callbacks.append(ProgressView(record, quiet=options.quiet, json_lines=options.json_lines,
                                   max_epochs=experiment.spec.stop.max_epochs))
     if experiment.spec.resources.workers > 1:
         callbacks.append(OrphanReaper())  # the workers of a trial whose process died (see tunerd.reaper)
     return callbacks
 
 
-def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool,
-                json_lines: bool = False) -> tune.Tuner:
+def build_tuner(experiment: Experiment, record: ExperimentRecord, options: RunOptions) -> tune.Tuner:
     spec = experiment.spec
     concurrent = max_concurrent(spec.resources, spec.search.max_concurrent, ray.nodes(),
-                                model_based=spec.search.algorithm in ("hyperopt", "bayesopt"))
-    search_alg, param_space = build_search(experiment, max_concurrent=concurrent)
+                                model_based=experiment.algorithm.learns)
+    search_alg, param_space = experiment.algorithm.build(experiment, max_concurrent=concurrent)
     return tune.Tuner(
         build_trainable(experiment),
         param_space=param_space,
@@ -197,7 +159,7 @@ def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool
             metric=spec.metric,
             mode=spec.mode,
             search_alg=search_alg,
-            scheduler=build_scheduler(spec),
+            scheduler=experiment.scheduler.build(spec),
             num_samples=experiment.num_samples,
             # the variant generator (grid, random) got it already; Tune would only warn that it ignores it
             max_concurrent_trials=concurrent if isinstance(search_alg, Searcher) else None,
@@ -215,26 +177,22 @@ def build_tuner(experiment: Experiment, record: ExperimentRecord, *, quiet: bool
                                                checkpoint_score_attribute=spec.metric,
                                                checkpoint_score_order=spec.mode),
             failure_config=FailureConfig(max_failures=spec.failures.max_retries),
-            callbacks=_callbacks(experiment, record, quiet, json_lines),
+            callbacks=_callbacks(experiment, record, options),
             verbose=0,
         ),
     )
 
 
-def launch(experiment: Experiment, *, address: str | None = None, overwrite: bool = False,
-           quiet: bool = False, num_cpus: int | None = None, shared_storage: bool = False,
-           json_lines: bool = False) -> Outcome:
+def launch(experiment: Experiment, options: RunOptions) -> Outcome:
     """Run the experiment to the end and write its record; see `Outcome` for what comes back.
 
-    `shared_storage` says that a plain folder `storage` is mounted at the same path on every node of the
-    cluster joined with `address` (NFS, EFS, or one machine); without it such a folder is refused there.
+    The experiment is trusted as loaded (`tunerd.api.load` checked the file and the trainable once).
     """
     location = experiment_location(experiment)
-    check_trainable(experiment)
-    location.check(overwrite=overwrite)
-    with ray_session(address, num_cpus):
-        check_storage_reachable(experiment, shared=shared_storage)
-        check_resources(experiment, joined=address is not None)
+    location.check(overwrite=options.overwrite)
+    with ray_session(options.address, options.num_cpus):
+        check_storage_reachable(experiment, shared=options.shared_storage)
+        check_resources(experiment, joined=options.address is not None)
         location.create()
         folder = location.local
         write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
@@ -242,12 +200,11 @@ def launch(experiment: Experiment, *, address: str | None = None, overwrite: boo
         record = ExperimentRecord(folder, name=experiment.name, metric=experiment.spec.metric,
                                   mode=experiment.spec.mode, trial_count=experiment.trial_count,
                                   on_write=location.publish)
-        tuner = build_tuner(experiment, record, quiet=quiet, json_lines=json_lines)
-        return _run(experiment, record, location, tuner, embedded=not address)
+        tuner = build_tuner(experiment, record, options)
+        return _run(experiment, record, location, tuner, embedded=not options.address)
 
 
-def resume(experiment: Experiment, *, address: str | None = None, quiet: bool = False,
-           num_cpus: int | None = None, shared_storage: bool = False, json_lines: bool = False) -> Outcome:
+def resume(experiment: Experiment, options: RunOptions) -> Outcome:
     """Finish an interrupted or crashed experiment with Ray Tune's `Tuner.restore`: finished trials are
     kept (not re-run), unfinished and errored ones continue from their last checkpoint, the searcher
     continues from its saved state, and tunerd's record goes on from its `summary.json`."""
@@ -256,74 +213,47 @@ def resume(experiment: Experiment, *, address: str | None = None, quiet: bool = 
     location = experiment_location(experiment)
     previous = read_summary(experiment.storage, experiment.name)
     state = effective_state(previous)
-    driver = previous.get("driver") or {}
-    if state == "running":
+    driver = previous.driver or {}
+    if state == ExperimentState.RUNNING:
         raise UsageError(f"experiment '{experiment.name}' is still running (pid {driver.get('pid')} on "
                          f"{driver.get('host')}); stop it first (Ctrl-C) or wait")
-    if state == "finished":
+    if state == ExperimentState.FINISHED:
         raise UsageError(f"experiment '{experiment.name}' has already finished; nothing to resume")
     stop_orphaned_ray(driver)
-    check_trainable(experiment)
-    with ray_session(address, num_cpus):
-        check_storage_reachable(experiment, shared=shared_storage)
-        check_resources(experiment, joined=address is not None)
+    with ray_session(options.address, options.num_cpus):
+        check_storage_reachable(experiment, shared=options.shared_storage)
+        check_resources(experiment, joined=options.address is not None)
         record = ExperimentRecord.from_summary(location.local, previous, on_write=location.publish)
         tuner = tune.Tuner.restore(location.where, trainable=build_trainable(experiment), resume_unfinished=True,
                                    resume_errored=True)
         # Ray pickles the run config, callbacks included, into tuner.pkl when the Tuner is created: the
-        # restored callbacks hold the record as it was then (empty). Tuner offers no public way to pass new
-        # callbacks to `restore`, so its run config (the same object `fit` uses) gets the current ones.
-        tuner._local_tuner.get_run_config().callbacks = _callbacks(experiment, record, quiet, json_lines)
-        return _run(experiment, record, location, tuner, embedded=not address)
+        # restored callbacks hold the record as it was then (empty); the current ones replace them
+        ray_internals.replace_restored_callbacks(tuner, _callbacks(experiment, record, options))
+        return _run(experiment, record, location, tuner, embedded=not options.address)
 
 
 def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentLocation, tuner: tune.Tuner, *,
          embedded: bool) -> Outcome:
     """`Tuner.fit` with the record kept current, and the end of the run (export, test score) written."""
-    record.state = "running"
-    record.extra.pop("error", None)
+    record.state = ExperimentState.RUNNING
+    record.error = None
     # who runs it: `status` tells a killed driver by this, `resume` stops the Ray it leaves behind
-    record.extra["driver"] = {**driver_identity(), **({"ray": embedded_ray_processes()} if embedded else {})}
+    record.driver = {**driver_identity(), **({"ray": embedded_ray_processes()} if embedded else {})}
     record.write()
     try:
-        with _interrupt_watch() as interrupted, _trial_tracebacks_to_files():
+        with _interrupt_watch() as interrupted, ray_internals.quiet_trial_tracebacks():
             results = tuner.fit()
     except KeyboardInterrupt:
         return _interrupted(record, location)
     except Exception as exc:  # Ray's own failure (not a trial's): keep what is recorded
-        record.state = "failed"
-        record.extra["error"] = f"{type(exc).__name__}: {exc}"
+        record.state = ExperimentState.FAILED
+        record.error = f"{type(exc).__name__}: {exc}"
         record.write()
         location.publish_all()
         raise TunerdError(f"the experiment failed: {type(exc).__name__}: {exc}") from exc
     if interrupted[0]:
         return _interrupted(record, location)
     return _finish(experiment, record, location, results)
-
-
-class _TrialErrorLogFilter(logging.Filter):
-    """Drops Ray Tune's log records about errored trials: "Trial task failed for trial ..." (a traceback
-    of Ray's internals, one per failure) and "Trials did not complete: [...]". tunerd reports each errored
-    trial itself, in one line, with the path of its full traceback (the trial folder's error.txt, which
-    Ray Tune writes either way)."""
-
-    DROPPED = ("Trial task failed", "Trials did not complete")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.DROPPED)
-
-
-@contextlib.contextmanager
-def _trial_tracebacks_to_files() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in ("ray.tune.execution.tune_controller", "ray.tune.tune")]
-    dropper = _TrialErrorLogFilter()
-    for logger in loggers:
-        logger.addFilter(dropper)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(dropper)
 
 
 @contextlib.contextmanager
@@ -353,7 +283,7 @@ def _interrupt_watch() -> Iterator[list[bool]]:
 
 
 def _interrupted(record: ExperimentRecord, location: ExperimentLocation) -> Outcome:
-    record.state = "interrupted"
+    record.state = ExperimentState.INTERRUPTED
     return _outcome(record, location)
 
 
@@ -361,15 +291,15 @@ def _finish(experiment: Experiment, record: ExperimentRecord, location: Experime
     record.reconcile(results, max_epochs=experiment.spec.stop.max_epochs)
     best = record.best()
     if best is None:
-        record.state = "failed"
-        record.extra["error"] = _why_no_best(record, experiment.spec.metric)
+        record.state = ExperimentState.FAILED
+        record.error = _why_no_best(record, experiment.spec.metric)
         return _outcome(record, location)
     checkpoint = _best_checkpoint(results, best.trial_id, experiment.spec.metric, experiment.spec.mode)
     if checkpoint is not None:
         record.best_checkpoint = location.uri_of(checkpoint.path)
         with checkpoint.as_directory() as local:  # a remote checkpoint is downloaded for the export
             _export(experiment, record, Path(local), location.local / "best")
-    record.state = "finished"
+    record.state = ExperimentState.FINISHED
     return _outcome(record, location)
 
 
@@ -377,9 +307,9 @@ def _why_no_best(record: ExperimentRecord, metric: str) -> str:
     """One line on why no trial can be the best: what a user reads first when every trial failed."""
     trials = sorted(record.trials.values(), key=lambda t: t.index)
     statuses = {t.status for t in trials}
-    if trials and statuses == {"errored"}:
+    if trials and statuses == {TrialStatus.ERRORED}:
         return f"all {len(trials)} trials errored; the first error: {trials[0].error}"
-    if trials and statuses == {"diverged"}:
+    if trials and statuses == {TrialStatus.DIVERGED}:
         return f"all {len(trials)} trials diverged (a non-finite {metric} or loss); try a smaller learning rate"
     return f"no trial reported a finite value of {metric}"
 
@@ -416,5 +346,5 @@ def _export(experiment: Experiment, record: ExperimentRecord, checkpoint_dir: Pa
     if experiment.spec.export.quantize:
         from trainables.export import quantize_export
 
-        record.extra["export"] = quantize_export(best_dir, split="test")
+        record.export = quantize_export(best_dir, split="test")
 

@@ -8,21 +8,17 @@ import contextlib
 import logging
 import os
 import socket
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import ray
 
-from tunerd.auth import use_token_if_present
+from tunerd import ray_internals
 from tunerd.report import process_alive
 
 log = logging.getLogger("tunerd")
 
-LOOPBACK = "127.0.0.1"
 _AUTH_MODE = "RAY_AUTH_MODE"
-# Ray's switch for "this node may be part of a multi-node cluster" (named for Windows and macOS, where it is
-# off by default). While it is on, Ray replaces a node IP of 127.0.0.1 with the machine's network address
-# and its servers listen on every interface; off, they bind to the loopback address alone.
-_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @contextlib.contextmanager
@@ -33,7 +29,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         yield
         return
     if address:
-        use_token_if_present()
+        ray_internals.use_token_if_present()
         ray.init(address=address, **_QUIET)
     else:
         start_embedded_ray(num_cpus, pythonpath=_worker_pythonpath())
@@ -51,30 +47,16 @@ def start_embedded_ray(num_cpus: int | None, *, pythonpath: str) -> None:
     only, with token authentication on whatever RAY_AUTH_MODE says: Ray's own default for a local
     `ray.init` listens on every interface of the machine, where anyone on the network could reach it.
     """
-    from ray._private import ray_constants
-
     mode = os.environ.get(_AUTH_MODE)
     if mode is not None and mode.lower() != "token":  # unset: Ray turns it on for a new local Ray itself
-        from ray._private.authentication.authentication_token_setup import _enable_token_auth
-
         log.warning("%s=%s ignored: tunerd's embedded Ray keeps token authentication on", _AUTH_MODE, mode)
-        _enable_token_auth()  # the environment for the processes Ray starts, and Ray's cached config here
-    saved = os.environ.get(_CLUSTER_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
-    # the driver reads the switch from an import-time constant; the processes Ray starts, from the environment
-    os.environ[_CLUSTER_SWITCH], ray_constants.ENABLE_RAY_CLUSTER = "0", False
-    try:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address=LOOPBACK, runtime_env={"env_vars": {
-            "PYTHONPATH": pythonpath,
-            # trials keep the folder tunerd was started in, so relative paths (init_from, a user's
-            # files) mean what they meant on the command line; Ray would move them into the trial folder
-            "RAY_CHDIR_TO_TRIAL_DIR": "0",
-        }}, **_QUIET)
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
-        if saved[0] is None:
-            os.environ.pop(_CLUSTER_SWITCH, None)
-        else:
-            os.environ[_CLUSTER_SWITCH] = saved[0]
+        ray_internals.force_token_auth()
+    ray_internals.start_loopback_ray(num_cpus=num_cpus, include_dashboard=False, runtime_env={"env_vars": {
+        "PYTHONPATH": pythonpath,
+        # trials keep the folder tunerd was started in, so relative paths (init_from, a user's
+        # files) mean what they meant on the command line; Ray would move them into the trial folder
+        "RAY_CHDIR_TO_TRIAL_DIR": "0",
+    }}, **_QUIET)
 
 
 def _worker_pythonpath() -> str:
@@ -92,11 +74,10 @@ def embedded_ray_processes() -> dict[str, Any] | None:
     try:
         import psutil
 
-        node = ray._private.worker._global_node  # no public API lists a local Ray's processes
-        core = [psutil.Process(info.process.pid) for infos in node.all_processes.values() for info in infos]
+        session, pids = ray_internals.local_ray_processes()
+        core = [psutil.Process(pid) for pid in pids]
         processes = {p.pid: p for process in core for p in [process, *process.children(recursive=True)]}
-        return {"session": node.get_session_dir_path(),
-                "processes": sorted([pid, p.create_time()] for pid, p in processes.items())}
+        return {"session": session, "processes": sorted([pid, p.create_time()] for pid, p in processes.items())}
     except Exception:
         return None
 

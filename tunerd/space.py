@@ -1,18 +1,19 @@
-"""The search space: the `space:` mapping parsed into typed nodes, and translated to Ray Tune domains.
+"""The search space: the `space:` mapping parsed into typed nodes.
 
 A mapping with exactly one distribution key is a node (`Distribution`, `Choice`, `Grid`); any other mapping
 is a nested group; anything else is a constant. Parsing happens once, at the edge, and collects every
-problem with its key path; past this module the rest of tunerd trusts the nodes.
+problem with its key path; past this module the rest of tunerd trusts the nodes. Each search backend
+translates the nodes to its library in one place of its own (`tunerd/searchers/`); nothing here imports Ray.
 """
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-from ray import tune
 
 from tunerd.errors import Problem, brief
 
@@ -33,7 +34,7 @@ INTEGER_KINDS = ("randint", "qrandint", "lograndint")
 LOG_KINDS = ("loguniform", "qloguniform", "lograndint")
 
 #: parameter names are plain identifiers: `/` is hyperopt's path separator and `.` is `--set`'s
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,9 @@ def parse_space(raw: Any, path: str, problems: list[Problem]) -> Any:
             return None
         group = {}
         for key, value in raw.items():
-            if not isinstance(key, str) or not NAME_PATTERN.fullmatch(key):
-                problems.append(Problem(f"{path}.{key}", "parameter names must match "
-                                        "[A-Za-z_][A-Za-z0-9_]* (no '/', '.', spaces or control characters)"))
+            if not isinstance(key, str) or not PARAMETER_NAME.fullmatch(key):
+                problems.append(Problem(f"{path}.{key}", f"parameter names must match {PARAMETER_NAME.pattern[1:-1]} "
+                                        "(no '/', '.', spaces or control characters)"))
                 continue
             group[key] = parse_space(value, f"{path}.{key}", problems)
         return group
@@ -130,7 +131,8 @@ def _parse_node(kind: str, args: Any, path: str, problems: list[Problem]) -> Nod
         for i, value in enumerate(values):
             if isinstance(value, (Distribution, Choice, Grid)):
                 problems.append(Problem(f"{path}[{i}]", f"an option cannot itself be a distribution; name it in a "
-                                                        f"sub-space instead, e.g. {{x: {{{value.path.rsplit('.', 1)[-1]}: ...}}}}"))
+                                                        f"sub-space instead, e.g. "
+                                                        f"{{x: {{{value.path.rsplit('.', 1)[-1]}: ...}}}}"))
         return Choice(values, path) if kind == "choice" else Grid(values, path)
 
     count = NUMERIC_KINDS[kind]
@@ -148,7 +150,8 @@ def _parse_node(kind: str, args: Any, path: str, problems: list[Problem]) -> Nod
     else:
         lo, hi = args[0], args[1]
         if kind in INTEGER_KINDS and not all(float(a).is_integer() for a in args):
-            problems.append(Problem(path, f"bounds{' and q' if count == 3 else ''} must be integers, got {brief(args)}"))
+            which = "bounds and q" if count == 3 else "bounds"
+            problems.append(Problem(path, f"{which} must be integers, got {brief(args)}"))
         if kind in LOG_KINDS and lo <= 0:
             problems.append(Problem(path, f"lower bound must be > 0 (log scale), got {lo}"))
         if kind == "lograndint" and lo < 1:
@@ -189,33 +192,6 @@ def grid_size(tree: Any, *, choices_are_grid: bool) -> int:
         items = tree.values if isinstance(tree, Grid) else tree.options
         return sum(grid_size(v, choices_are_grid=choices_are_grid) for v in items)
     return 1
-
-
-def to_tune(tree: Any, *, choices_are_grid: bool = False) -> Any:
-    """Ray Tune's param_space for the tree: the one place tunerd's distributions meet Ray's.
-
-    Ray's `randint` and `lograndint` exclude the upper bound; tunerd's include it, hence the `+ 1`.
-    """
-    if isinstance(tree, dict):
-        return {k: to_tune(v, choices_are_grid=choices_are_grid) for k, v in tree.items()}
-    if isinstance(tree, Grid) or (choices_are_grid and isinstance(tree, Choice)):
-        items = tree.values if isinstance(tree, Grid) else tree.options
-        return tune.grid_search([to_tune(v, choices_are_grid=choices_are_grid) for v in items])
-    if isinstance(tree, Choice):
-        return tune.choice([to_tune(v) for v in tree.options])
-    if isinstance(tree, Distribution):
-        a = tree.args
-        return {
-            "uniform": lambda: tune.uniform(a[0], a[1]),
-            "quniform": lambda: tune.quniform(a[0], a[1], a[2]),
-            "loguniform": lambda: tune.loguniform(a[0], a[1]),
-            "qloguniform": lambda: tune.qloguniform(a[0], a[1], a[2]),
-            "randint": lambda: tune.randint(a[0], a[1] + 1),
-            "qrandint": lambda: tune.qrandint(a[0], a[1], a[2]),
-            "lograndint": lambda: tune.lograndint(a[0], a[1] + 1),
-            "normal": lambda: tune.randn(a[0], a[1]),
-        }[tree.kind]()
-    return tree
 
 
 def option_index(node: Choice, value: Any) -> int | None:
@@ -268,9 +244,10 @@ def check_value(node: Distribution, value: Any) -> None:
 
 
 def sample(node: Any, rng: np.random.RandomState) -> Any:
-    """One random value of a node (a whole sub-space for a mapping option)."""
+    """One random value of a node (a whole sub-space for a mapping option), as the file defines it: integer
+    bounds inclusive, q-kinds rounded to a multiple of q inside the bounds, log-kinds uniform in log space."""
     if isinstance(node, Distribution):
-        return to_tune(node).sample(random_state=rng)
+        return _sample_number(node, rng)
     if isinstance(node, (Choice, Grid)):
         options = node.options if isinstance(node, Choice) else node.values
         option = options[rng.randint(len(options))]
@@ -278,6 +255,23 @@ def sample(node: Any, rng: np.random.RandomState) -> Any:
     if isinstance(node, dict):
         return complete_point({}, node, rng)
     return node
+
+
+def _sample_number(node: Distribution, rng: np.random.RandomState) -> int | float:
+    lo, hi, q = node.low, node.high, node.q
+    if node.kind == "normal":
+        return float(rng.normal(lo, hi))
+    if node.kind == "randint":
+        return int(rng.randint(lo, hi + 1))
+    if node.kind == "lograndint":
+        return int(min(hi, math.floor(math.exp(rng.uniform(math.log(lo), math.log(hi + 1))))))
+    if node.kind == "qrandint":
+        steps = np.arange(math.ceil(lo / q), math.floor(hi / q) + 1) * q
+        return int(steps[rng.randint(len(steps))])
+    value = math.exp(rng.uniform(math.log(lo), math.log(hi))) if node.is_log else rng.uniform(lo, hi)
+    if q is not None:
+        value = min(max(round(value / q) * q, math.ceil(lo / q) * q), math.floor(hi / q) * q)
+    return float(value)
 
 
 def flatten(config: dict, sep: str = "/", prefix: str = "") -> dict[str, Any]:

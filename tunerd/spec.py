@@ -1,29 +1,34 @@
-"""The experiment file: safe YAML with line numbers, `--set` overrides, and complete validation.
+"""The experiment file: its schema, and complete validation into an `Experiment` the rest of tunerd trusts.
 
 Everything about a file is checked here, once; every problem is collected (key path, rule, value, file
-line) before anything runs. The result, `Experiment`, is what the rest of tunerd trusts.
+line) before anything runs. What each search algorithm and scheduler accepts is read from its registry
+entry (`tunerd.searchers`, `tunerd.schedulers`), what the built-in trainables accept from
+`trainables.catalog`; a user's own data file is read and checked too. Nothing here imports torch or Ray.
 """
 from __future__ import annotations
 
-import difflib
-import math
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from trainables.validation import pydantic_problems
 from tunerd import space as spacelib
-from tunerd.errors import Problem, SpecError, brief
+from tunerd.errors import Problem, SpecError, brief, did_you_mean
+from tunerd.schedulers import SCHEDULERS, Scheduler
+from tunerd.searchers import ALGORITHMS, NoOptions, SearchAlgorithm
+from tunerd.storage import DEFAULT_STORAGE, resolve_storage
+from tunerd.trainable import TRAINABLE_REFERENCE, is_reference
+from tunerd.yamlfile import YamlProblem, apply_overrides, parse_yaml
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-DEFAULT_STORAGE = "./tunerd-results"
-#: guards against YAML alias bombs and runaway nesting
-MAX_NODES = 100_000
-MAX_DEPTH = 64
+#: experiment names: a folder name in the storage that cannot escape it
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+#: what the file says when it leaves `search.algorithm` out
+DEFAULT_ALGORITHM = "hyperopt"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -34,19 +39,33 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
+def _registered(registry: Any) -> Callable[[str], str]:
+    def check(name: str) -> str:
+        if name not in registry:
+            names = registry.names()
+            raise ValueError(f"must be one of {', '.join(names)}; got {brief(name)}{did_you_mean(name, names)}")
+        return name
+    return check
+
+
 class SearchSpec(_Section):
-    algorithm: Literal["grid", "random", "hyperopt", "bayesopt"] = "hyperopt"
+    """The keys every algorithm shares; an algorithm's own keys (its `options`) are the extra ones."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, allow_inf_nan=False)
+    algorithm: str = DEFAULT_ALGORITHM
     num_samples: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     initial_points: list[dict[str, Any]] = []
-    random_initial: int | None = Field(None, ge=0)
-    acquisition: Literal["ei", "ucb", "poi"] = "ei"
+
+    _known_algorithm = field_validator("algorithm")(_registered(ALGORITHMS))
 
 
 class SchedulerSpec(_Section):
-    name: Literal["asha", "fifo", "median"] = "asha"
+    name: str = "asha"
     grace_period: int = Field(2, ge=1)
     reduction_factor: float = Field(3, gt=1)
+
+    _known_scheduler = field_validator("name")(_registered(SCHEDULERS))
 
 
 class StopSpec(_Section):
@@ -74,26 +93,12 @@ class ExportSpec(_Section):
     quantize: bool = False
 
 
-class DataSpec(BaseModel):
-    """Handed to the trainable as written; built-ins understand the keys below (others are checked later)."""
-
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True, allow_inf_nan=False)
-    name: str | None = None  # neither name nor path: digits
-    path: str | None = None
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    folds: int = Field(0, ge=0)
-    classes: list[int | str] | None = Field(None, min_length=2)
-    text_column: str | None = None
-    label_column: str | None = None
-    train_size: int | None = Field(None, ge=2)
-    flips: bool | None = None
-
-
 class ExperimentSpec(_Section):
-    name: str = Field(pattern=NAME_PATTERN.pattern)
+    name: str
     trainable: str = Field(min_length=1)
-    data: DataSpec = DataSpec()
+    #: handed to the trainable: the built-ins read it as `trainables.catalog.DataSpec` (checked here), a
+    #: user's function gets the mapping as written
+    data: dict[str, Any] = {}
     metric: str = "val_accuracy"
     mode: Literal["max", "min"] = "max"
     seed: int = Field(0, ge=0, le=2**32 - 1)
@@ -108,22 +113,39 @@ class ExperimentSpec(_Section):
     tensorboard: bool = True
     export: ExportSpec = ExportSpec()
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not EXPERIMENT_NAME.fullmatch(name):
+            raise ValueError("must start with a letter or digit and hold only letters, digits, '_', '.', '-' "
+                             f"(at most 128), got {brief(name)}")
+        return name
 
-SECTIONS: dict[str, type[BaseModel]] = {
-    "": ExperimentSpec, "data": DataSpec, "search": SearchSpec, "scheduler": SchedulerSpec,
-    "stop": StopSpec, "resources": ResourcesSpec, "checkpoint": CheckpointSpec, "failures": FailuresSpec,
-    "export": ExportSpec,
-}
+
+#: the model of each mapping of the file, by key path (for "unknown key" messages)
+SECTIONS: dict[str, type[BaseModel]] = {"": ExperimentSpec, **{
+    name: info.annotation for name, info in ExperimentSpec.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)}}
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """A validated experiment: the typed spec, the parsed space tree, and where it came from."""
+    """A validated experiment: the typed spec, the parsed space tree, the backends it runs with, and where
+    it came from."""
 
     spec: ExperimentSpec
     space: dict[str, Any]
     raw: dict[str, Any]
     file: str | None = None
+    #: the `data:` a trial gets: the built-ins' checked `trainables.catalog.DataSpec`, or for a user's trainable
+    #: the mapping (see `ExperimentSpec.data`)
+    data: Any = None
+    #: the registered search algorithm and its own options (`search:` keys beyond the shared ones)
+    algorithm: SearchAlgorithm = field(default_factory=lambda: ALGORITHMS.get(DEFAULT_ALGORITHM))
+    search_options: BaseModel = field(default_factory=NoOptions)
+    scheduler: Scheduler = field(default_factory=lambda: SCHEDULERS.get("asha"))
+    #: what the file says that this run ignores (printed by `validate` and `launch`)
+    warnings: tuple[str, ...] = ()
 
     @property
     def storage(self) -> str:
@@ -135,277 +157,96 @@ class Experiment:
 
     @property
     def is_builtin(self) -> bool:
-        return ":" not in self.spec.trainable
+        return not is_reference(self.spec.trainable)
 
     @property
     def num_samples(self) -> int:
         """Ray Tune's num_samples: grid repeats for grid search, else trials (before grid axes)."""
         given = self.spec.search.num_samples
-        if given is not None:
-            return given
-        return 1 if self.spec.search.algorithm == "grid" else 40
+        return self.algorithm.default_num_samples if given is None else given
 
     @property
     def trial_count(self) -> int:
-        grid = self.spec.search.algorithm == "grid"
-        if self.spec.search.algorithm in ("grid", "random"):
-            return self.num_samples * spacelib.grid_size(self.space, choices_are_grid=grid)
-        return self.num_samples
+        return self.algorithm.trial_count(self.space, self.num_samples)
+
+    def data_for_trainable(self) -> dict[str, Any]:
+        """The `data` a trial gets, as a plain mapping."""
+        if isinstance(self.data, BaseModel):
+            return self.data.as_dict()
+        return dict(self.data if self.data is not None else self.spec.data)
 
     def resolved(self) -> dict[str, Any]:
         """The file as it runs: every default filled in, overrides applied (written to `spec.yaml`)."""
-        data = self.spec.model_dump(mode="json")
-        data["space"] = self.raw.get("space", {})
-        return data
-
-
-# ----------------------------------------------------------------------------------------------------------
-# YAML: safe loading that remembers the line of every key path.
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader (no Python tags, nothing evaluated) that also reads `1e-3` as a float, as users expect, reads
-    `2024-01-31` as text rather than a date, and refuses nesting deep enough to overflow PyYAML's recursion."""
-
-    depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        self.depth += 1
-        try:
-            if self.depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"more than {MAX_DEPTH} levels of nesting",
-                                                  self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
-}
-
-
-_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
-_SCALAR_TAGS = tuple(f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null"))
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-#: a key path longer than this is not a name anyone wrote (it keeps alias bombs small in memory too)
-MAX_PATH = 1000
-#: 64-bit integers: what numpy, hyperopt and Ray's searchers hold
-MAX_INT = 2**63
-
-
-class _YamlProblem(Exception):
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(problem.message)
-        self.problem = problem
-
-
-def _too_big(path: str, node: yaml.Node) -> _YamlProblem:
-    return _YamlProblem(Problem(path, f"the file expands to more than {MAX_NODES} values or {MAX_DEPTH} levels "
-                                      "(YAML aliases?)", node.start_mark.line + 1))
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 40 else f"{text[:18]}...{text[-18:]}"
-
-
-def _scalar(loader: _Loader, node: yaml.Node, path: str) -> Any:
-    """A plain value (text, number, true/false, null); a number must fit 64 bits, as it will downstream."""
-    line = node.start_mark.line + 1
-    if node.tag.endswith(":int") and len(node.value) > 100:  # int() refuses over 4300 digits, slowly
-        raise _YamlProblem(Problem(path, f"integer {_short(node.value)} is out of range (64 bits)", line))
-    try:
-        value = loader.construct_object(node)
-    except yaml.YAMLError:  # a tag PyYAML does not know: "not valid YAML"
-        raise
-    except Exception:  # PyYAML's scalar constructors raise whatever int(), float() or dict lookups raise
-        raise _YamlProblem(Problem(path, f"{_short(node.value)!r} is not a valid {node.tag.rsplit(':', 1)[-1]}",
-                                   line)) from None
-    if node.tag not in _SCALAR_TAGS:  # !!binary, !!timestamp: bytes and dates no searcher or JSON file takes
-        raise _YamlProblem(Problem(path, f"YAML tag {node.tag} is not allowed: tunerd files hold plain values", line))
-    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
-        raise _YamlProblem(Problem(path, f"integer {_short(str(value))} is out of range (64 bits)", line))
-    if isinstance(value, float) and math.isinf(value) and "inf" not in node.value.lower():
-        raise _YamlProblem(Problem(path, f"number {_short(node.value)} is out of range (64-bit float)", line))
-    return value
-
-
-def _merged_size(node: yaml.MappingNode, path: str, sizes: dict[int, int], depth: int) -> int:
-    """How many pairs `node` holds once its `<<` merge keys are expanded (merges of merges grow exponentially,
-    and a mapping merging itself sends PyYAML into endless recursion)."""
-    if id(node) in sizes:
-        if sizes[id(node)] < 0:
-            raise _YamlProblem(Problem(path, "a merge key (<<) includes its own mapping", node.start_mark.line + 1))
-        return sizes[id(node)]
-    if depth > MAX_DEPTH:
-        raise _too_big(path, node)
-    sizes[id(node)] = -1
-    total = 0
-    for key, value in node.value:
-        if key.tag != _MERGE_TAG:
-            total += 1
-            continue
-        sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
-        total += sum(_merged_size(source, path, sizes, depth + 1) for source in sources
-                     if isinstance(source, yaml.MappingNode))
-    sizes[id(node)] = total
-    return total
-
-
-def _construct(loader: _Loader, node: yaml.Node, path: str, lines: dict[str, int], budget: list[int],
-               depth: int) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0 or depth > MAX_DEPTH:
-        raise _too_big(path, node)
-    if len(path) > MAX_PATH:
-        raise _YamlProblem(Problem(path[:80] + "...", f"key path longer than {MAX_PATH} characters",
-                                   node.start_mark.line + 1))
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
-        raise _YamlProblem(Problem(path, f"YAML tag {node.tag} is not allowed: tunerd files hold plain values",
-                                   node.start_mark.line + 1))
-    if isinstance(node, yaml.MappingNode):
-        own = len(node.value)
-        if any(key.tag == _MERGE_TAG for key, _ in node.value):
-            own = sum(key.tag != _MERGE_TAG for key, _ in node.value)
-            budget[0] -= _merged_size(node, path, {}, 0)
-            if budget[0] < 0:
-                raise _too_big(path, node)
-            loader.flatten_mapping(node)  # merged pairs first, then the mapping's own
-        result: dict[Any, Any] = {}
-        written: set[str] = set()  # the mapping's own keys: they override merged ones, and may not repeat
-        for i, (key_node, value_node) in enumerate(node.value):
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise _YamlProblem(Problem(path, "keys must be plain names", key_node.start_mark.line + 1))
-            key = _scalar(loader, key_node, path)
-            if not isinstance(key, (str, int, float, bool)) or key is None:
-                raise _YamlProblem(Problem(path, f"key {brief(key)} must be a name", key_node.start_mark.line + 1))
-            key = str(key) if not isinstance(key, str) else key
-            child = f"{path}.{key}" if path else key
-            if i >= len(node.value) - own:
-                if key in written:
-                    raise _YamlProblem(Problem(child, "duplicate key", key_node.start_mark.line + 1))
-                written.add(key)
-            result[key] = _construct(loader, value_node, child, lines, budget, depth + 1)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, f"{path}[{i}]", lines, budget, depth + 1)
-                for i, item in enumerate(node.value)]
-    return _scalar(loader, node, path)
-
-
-def parse_yaml(text: str, where: str = "") -> tuple[Any, dict[str, int]]:
-    """Safe-load YAML text; returns the value and {key path: line}. Raises `_YamlProblem`."""
-    loader = None
-    try:
-        loader = _Loader(text)  # the reader refuses control characters here
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}
-        lines: dict[str, int] = {}
-        value = _construct(loader, node, where, lines, [MAX_NODES], 0)
-        return value, lines
-    except yaml.reader.ReaderError as exc:
-        raise _YamlProblem(Problem(where, f"not valid YAML: character U+{exc.character:04X} is not allowed "
-                                          "(control characters must be escaped in double quotes)",
-                                   text.count("\n", 0, exc.position) + 1)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise _YamlProblem(Problem(where, f"not valid YAML: {reason}", mark.line + 1 if mark else None)) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def _parse_override(item: str) -> tuple[list[str], Any]:
-    key, sep, value = item.partition("=")
-    parts = key.strip().split(".")
-    if not sep or not all(parts):
-        raise _YamlProblem(Problem("--set", f"expected KEY=VALUE with a dotted KEY, got {item!r}"))
-    try:
-        parsed, _ = parse_yaml(value, key)
-    except _YamlProblem as exc:
-        raise _YamlProblem(Problem(f"--set {key}", exc.problem.message)) from None
-    return parts, parsed
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> list[str]:
-    """Apply `--set KEY=VALUE` (VALUE is YAML) in place; returns the overridden key paths."""
-    paths = []
-    for item in overrides:
-        parts, value = _parse_override(item)
-        target = raw
-        for i, part in enumerate(parts[:-1]):
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise _YamlProblem(Problem(f"--set {'.'.join(parts)}",
-                                           f"{'.'.join(parts[:i + 1])} is not a mapping"))
-        target[parts[-1]] = value
-        paths.append(".".join(parts))
-    return paths
+        resolved = self.spec.model_dump(mode="json")
+        resolved["space"] = self.raw.get("space", {})
+        resolved["data"] = self.data_for_trainable()
+        own = self.search_options.model_dump(mode="json")
+        shared = self.spec.search.model_dump(mode="json", exclude=set(self.spec.search.model_extra or {}))
+        resolved["search"] = {**shared, **own}
+        return resolved
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Validation
 
 
-def did_you_mean(word: Any, candidates: list[str] | tuple[str, ...]) -> str:
-    """' (did you mean 'x'?)' when a candidate is close to `word`, else ''."""
-    if not isinstance(word, str) or len(word) > 100:
-        return ""
-    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def _keys_of(loc: tuple[Any, ...]) -> list[str]:
+    section = SECTIONS.get(".".join(str(part) for part in loc))
+    keys = list(section.model_fields) if section else []
+    if section is SearchSpec:  # and every algorithm's own keys, once each
+        own = (key for algorithm in ALGORITHMS for key in algorithm.options.model_fields)
+        keys = list(dict.fromkeys([*keys, *own]))
+    return keys
 
 
-def _loc_path(loc: tuple[Any, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
+def _problems(error: ValidationError, prefix: str = "",
+              keys_of: Callable[[tuple[Any, ...]], list[str]] = _keys_of) -> list[Problem]:
+    return [Problem(path, message) for path, message in pydantic_problems(error, prefix=prefix, keys_of=keys_of)]
 
 
-def _pydantic_problems(error: ValidationError) -> list[Problem]:
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        path = _loc_path(loc)
-        value = item.get("input")
-        kind = item["type"]
-        if kind == "extra_forbidden":
-            section = SECTIONS.get(".".join(str(p) for p in loc[:-1]))
-            keys = list(section.model_fields) if section else []
-            message = f"unknown key{did_you_mean(loc[-1], keys)}; allowed: {', '.join(keys)}"
-        elif kind == "missing":
-            message = "required key is missing"
-        elif kind == "literal_error":
-            options = re.findall(r"'([^']*)'", item["ctx"]["expected"])
-            message = f"must be one of {', '.join(options)}; got {brief(value)}{did_you_mean(value, options)}"
-        elif kind == "string_pattern_mismatch" and loc == ("name",):
-            message = (f"must start with a letter or digit and hold only letters, digits, '_', '.', '-' "
-                       f"(at most 128), got {brief(value)}")
-        elif kind == "model_type" or kind == "dict_type":
-            message = f"must be a mapping, got {type(value).__name__} {brief(value)}"
-        else:
-            message = f"{item['msg'][0].lower()}{item['msg'][1:]}, got {brief(value)}"
-        problems.append(Problem(path, message))
-    return problems
+def _validated(model: type[BaseModel], values: Mapping[str, Any], prefix: str, problems: list[Problem],
+               context: dict[str, Any] | None = None) -> BaseModel | None:
+    """`model` from `values`, or None with every problem appended. A mapping whose keys break their own rules
+    is checked again without them, so the rules between keys are reported in the same pass."""
+    values = dict(values)
+    while True:
+        try:
+            return model.model_validate(values, context=context)
+        except ValidationError as exc:
+            found = _problems(exc, prefix, keys_of=lambda loc: list(model.model_fields))
+            problems.extend(p for p in found if p not in problems)
+            keys = {error["loc"][0] for error in exc.errors() if error["loc"] and error["loc"][0] in values}
+            if not keys:
+                return None
+            for key in keys:
+                del values[key]
 
 
-def _check_algorithm(tree: Any, algorithm: str, problems: list[Problem]) -> None:
-    for node in spacelib.iter_nodes(tree):
-        if algorithm == "grid" and isinstance(node, spacelib.Distribution):
-            problems.append(Problem(node.path, "grid search needs discrete values: use choice or grid, "
-                                               "or another search.algorithm"))
-        if algorithm in ("hyperopt", "bayesopt") and isinstance(node, spacelib.Grid):
-            problems.append(Problem(node.path, f"{algorithm} cannot search a grid axis: use choice, "
-                                               "or search.algorithm grid/random"))
+def _search_options(raw: Any, problems: list[Problem], warnings: list[str]) -> BaseModel | None:
+    """The algorithm's own `search:` keys (checked on the file's mapping, so that they are reported with the
+    rest of the file's problems), validated by its options model. Another algorithm's keys are ignored with
+    a warning: a file switched with `--set search.algorithm=...` keeps working."""
+    if not isinstance(raw, dict):
+        raw = {}
+    name = raw.get("algorithm", DEFAULT_ALGORITHM)
+    algorithm = ALGORITHMS.get(name) if isinstance(name, str) and name in ALGORITHMS else None
+    shared = SearchSpec.model_fields
+    own = algorithm.options.model_fields if algorithm is not None else {}
+    given = {}
+    for key, value in raw.items():
+        if key in shared:
+            continue
+        if key in own:
+            given[key] = value
+            continue
+        owners = [other.name for other in ALGORITHMS if key in other.options.model_fields]
+        if owners and algorithm is not None:
+            warnings.append(f"search.{key}: an option of {', '.join(owners)}, ignored by {algorithm.name}")
+        elif not owners:
+            allowed = _keys_of(("search",))
+            problems.append(Problem(f"search.{key}", f"unknown key{did_you_mean(key, allowed)}; allowed: "
+                                                     f"{', '.join(allowed)}"))
+    return _validated(algorithm.options, given, "search", problems) if algorithm is not None else None
 
 
 def knob_values(tree: Any) -> dict[str, list[Any]]:
@@ -426,48 +267,94 @@ def knob_values(tree: Any) -> dict[str, list[Any]]:
     return knobs
 
 
-def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> None:
-    from trainables import BUILTINS, DATASETS, KNOB_CHOICES, SEARCHABLE_METRICS, knob_names
-    from trainables.data import DATA_KEYS
+def _check_knobs(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> None:
+    from trainables.catalog import KNOB_CHOICES, SEARCHABLE_METRICS, knob_names
 
-    if spec.trainable not in BUILTINS:
-        problems.append(Problem("trainable", f"unknown built-in {brief(spec.trainable)}"
-                                             f"{did_you_mean(spec.trainable, BUILTINS)}; built-ins: "
-                                             f"{', '.join(BUILTINS)}, or 'package.module:function'"))
-        return
     allowed = sorted(knob_names(spec.trainable))
     for name, uses in knob_values(tree).items():
         if name not in allowed:
-            path = uses[0][0]
-            problems.append(Problem(path, f"'{spec.trainable}' has no knob '{name}'"
-                                          f"{did_you_mean(name, allowed)}; knobs: {', '.join(allowed)}"))
+            problems.append(Problem(uses[0][0], f"'{spec.trainable}' has no knob '{name}'"
+                                                f"{did_you_mean(name, allowed)}; knobs: {', '.join(allowed)}"))
         elif name in KNOB_CHOICES:
+            options = KNOB_CHOICES[name]
             for path, value in uses:
-                if not isinstance(value, spacelib.Distribution) and value not in KNOB_CHOICES[name]:
-                    options = KNOB_CHOICES[name]
+                if not isinstance(value, spacelib.Distribution) and value not in options:
                     problems.append(Problem(path, f"{name} must be one of {', '.join(map(str, options))}; "
                                                   f"got {brief(value)}{did_you_mean(value, options)}"))
     if spec.metric not in SEARCHABLE_METRICS:
         problems.append(Problem("metric", f"built-in trainables report {', '.join(SEARCHABLE_METRICS)}; got "
                                           f"{brief(spec.metric)}{did_you_mean(spec.metric, SEARCHABLE_METRICS)}"))
-    data = spec.data
-    for key in (data.model_extra or {}):
-        if key not in DATA_KEYS:
-            problems.append(Problem(f"data.{key}", f"unknown key{did_you_mean(key, DATA_KEYS)}; "
-                                                   f"allowed: {', '.join(DATA_KEYS)}"))
-    if data.path is not None and data.name is not None:
-        problems.append(Problem("data", "give either name (a built-in data set) or path (your own data), not both"))
-    elif data.path is not None:
-        if not Path(data.path).exists():
-            problems.append(Problem("data.path", f"no such file or folder: {data.path}"))
-    elif data.name not in DATASETS:
-        problems.append(Problem("data.name", f"unknown data set {brief(data.name)}{did_you_mean(data.name, DATASETS)};"
-                                             f" built-in: {', '.join(DATASETS)} (or data.path)"))
-    if data.folds == 1:
-        problems.append(Problem("data.folds", "one fold is no cross-validation: use 0 (off) or k >= 2"))
-    if data.val_fraction + data.test_fraction >= 0.9:
-        problems.append(Problem("data", "val_fraction + test_fraction must leave at least 10% for training, "
-                                        f"got {data.val_fraction} + {data.test_fraction}"))
+
+
+def _families(spec: ExperimentSpec, tree: Any) -> list[tuple[str, str]]:
+    """(family, key path) of each model family the trials may train: the trainable's, or an ensemble's bases."""
+    from trainables.catalog import BUILTINS
+    from trainables.configs import ENSEMBLE, EnsembleConfig
+
+    if spec.trainable != ENSEMBLE:
+        return [(spec.trainable, "trainable")]
+    bases = [(value, path) for path, value in knob_values(tree).get("base", []) if value in BUILTINS]
+    return bases or [(EnsembleConfig.base, "trainable")]
+
+
+def _check_data(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> Any:
+    """The `data:` section as the built-ins read it; a user's file is read now (what every trial would read
+    first), so a missing file, column or class fails here rather than in every trial."""
+    from trainables.catalog import DATA_KINDS, DataSpec, require_data_kind
+
+    before = len(problems)
+    data = _validated(DataSpec, spec.data, "data", problems)
+    if data is None or len(problems) > before:
+        return None
+    if data.path is not None:
+        from trainables.data.raw import read_raw
+
+        try:
+            kind = read_raw(data).kind
+        except ValueError as exc:
+            key, _, message = str(exc).partition(": ")
+            problems.append(Problem(key if key.startswith("data.") else "data.path", message or str(exc)))
+            return None
+    else:
+        kind = DATA_KINDS[data.name]
+    for family, path in _families(spec, tree):
+        try:
+            require_data_kind(spec.trainable, family, kind)
+        except ValueError as exc:
+            problems.append(Problem(path, str(exc)))
+    return data
+
+
+def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> Any:
+    """Knobs, metric and data of a built-in trainable; returns its checked `DataSpec`."""
+    from trainables.catalog import BUILTINS
+
+    if spec.trainable not in BUILTINS:
+        problems.append(Problem("trainable", f"unknown built-in {brief(spec.trainable)}"
+                                             f"{did_you_mean(spec.trainable, BUILTINS)}; built-ins: "
+                                             f"{', '.join(BUILTINS)}, or 'package.module:function'"))
+        return None
+    _check_knobs(spec, tree, problems)
+    return _check_data(spec, tree, problems)
+
+
+def _check_user_trainable(spec: ExperimentSpec, problems: list[Problem]) -> dict[str, Any]:
+    """A user's `module:function`; returns the `data:` it gets: the mapping as written, the keys it shares
+    with the built-ins checked for their types and ranges, a `path` made absolute (trials run elsewhere)."""
+    from trainables.catalog import DataSpec
+    from trainables.data.spec import OWN_TRAINABLE
+
+    shared = {key: value for key, value in spec.data.items() if key in DataSpec.model_fields and value is not None}
+    checked = _validated(DataSpec, shared, "data", problems, context=OWN_TRAINABLE)
+    data = dict(spec.data)
+    if checked is not None and checked.path is not None:
+        data["path"] = checked.path
+    if not TRAINABLE_REFERENCE.fullmatch(spec.trainable):
+        problems.append(Problem("trainable", f"expected 'package.module:function', got {brief(spec.trainable)}"))
+    if spec.export.quantize:
+        problems.append(Problem("export.quantize", "int8 export rebuilds a built-in model; your own trainable "
+                                                   "exports its own checkpoint"))
+    return data
 
 
 def _check_workers(spec: ExperimentSpec, problems: list[Problem]) -> None:
@@ -475,7 +362,7 @@ def _check_workers(spec: ExperimentSpec, problems: list[Problem]) -> None:
     resources = spec.resources
     if resources.workers == 1:
         return
-    if ":" in spec.trainable:
+    if is_reference(spec.trainable):
         problems.append(Problem("resources.workers", f"{resources.workers} workers (data-parallel Ray Train) run "
                                                      "the built-in trainables only; your own trainable can start "
                                                      "its own TorchTrainer: use 1"))
@@ -504,34 +391,20 @@ def _check_initial_points(spec: ExperimentSpec, tree: dict[str, Any], problems: 
             spacelib.complete_point(point, tree, np.random.RandomState(0))
         except ValueError as exc:
             problems.append(Problem(path, str(exc)))
-            continue
-        if spec.search.algorithm in ("grid", "random"):
-            for key, value in point.items():
-                if isinstance(tree[key], spacelib.Choice) and isinstance(value, dict):
-                    # Ray's variant generator assigns into the Categorical and fails
-                    problems.append(Problem(f"{path}.{key}", "grid and random search (Ray's variant generator) "
-                                                             "cannot start inside a conditional choice; use "
-                                                             "hyperopt or bayesopt, or leave it out"))
 
 
-def _check_cross(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> None:
-    _check_algorithm(tree, spec.search.algorithm, problems)
+def _check_cross(spec: ExperimentSpec, tree: dict[str, Any], problems: list[Problem]) -> Any:
+    """The rules between sections; returns the `data:` a trial gets (a built-in's `DataSpec`, the mapping a
+    user's trainable gets)."""
+    problems.extend(ALGORITHMS.get(spec.search.algorithm).check(tree, spec.search.initial_points))
+    problems.extend(SCHEDULERS.get(spec.scheduler.name).check(spec))
     if spec.resources.gpu > 1 and not float(spec.resources.gpu).is_integer():
         problems.append(Problem("resources.gpu", f"more than one GPU must be a whole number, got {spec.resources.gpu}"))
-    if spec.scheduler.name != "fifo" and spec.scheduler.grace_period > spec.stop.max_epochs:
-        problems.append(Problem("scheduler.grace_period", f"({spec.scheduler.grace_period}) exceeds "
-                                                          f"stop.max_epochs ({spec.stop.max_epochs})"))
     _check_initial_points(spec, tree, problems)
-    if ":" in spec.trainable:
-        module, _, function = spec.trainable.partition(":")
-        if not re.fullmatch(r"[A-Za-z_][\w.]*", module) or not function.isidentifier():
-            problems.append(Problem("trainable", f"expected 'package.module:function', got {brief(spec.trainable)}"))
-        if spec.export.quantize:
-            problems.append(Problem("export.quantize", "int8 export rebuilds a built-in model; your own trainable "
-                                                       "exports its own checkpoint"))
-    else:
-        _check_builtin(spec, tree, problems)
     _check_workers(spec, problems)
+    if is_reference(spec.trainable):
+        return _check_user_trainable(spec, problems)
+    return _check_builtin(spec, tree, problems)
 
 
 def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None = None,
@@ -539,6 +412,7 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
     """Check a loaded experiment mapping completely; raise `SpecError` listing every problem."""
     lines = lines or {}
     problems: list[Problem] = []
+    warnings: list[str] = []
     if not isinstance(raw, dict):
         kind = "empty" if raw is None else f"a {type(raw).__name__}"
         raise SpecError([Problem("", f"the file must hold a mapping of keys (name, trainable, space, ...), "
@@ -546,18 +420,17 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
     spec = None
     try:
         spec = ExperimentSpec.model_validate(raw)
-        spec = spec.model_copy(update={"data": _normalise_data(spec.data)})
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc))
-    except ValueError as exc:
-        problems.append(Problem("data.path", str(exc)))
+        problems.extend(_problems(exc))
+    options = _search_options(raw.get("search"), problems, warnings)
     tree: dict[str, Any] = {}
     if isinstance(raw.get("space"), dict):
         if not raw["space"]:
             problems.append(Problem("space", "must name at least one parameter"))
         tree = spacelib.parse_space(raw["space"], "space", problems)
+    data = None
     if spec is not None and not problems:
-        _check_cross(spec, tree, problems)
+        data = _check_cross(spec, tree, problems)
     if problems:
         raise SpecError([_locate(p, lines, overridden) for p in problems], file)
     assert spec is not None
@@ -565,16 +438,10 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
         spec = spec.model_copy(update={"storage": resolve_storage(storage, spec.storage)})
     except ValueError as exc:
         raise SpecError([_locate(Problem("storage", str(exc)), lines, overridden)], file) from None
-    return Experiment(spec=spec, space=tree, raw=raw, file=file)
-
-
-def _normalise_data(data: DataSpec) -> DataSpec:
-    """Neither name nor path: digits. A path is made absolute: trials may run in another folder."""
-    if data.path is not None:
-        return data.model_copy(update={"path": _absolute(data.path)})
-    if data.name is None:
-        return data.model_copy(update={"name": "digits"})
-    return data
+    assert options is not None  # a valid algorithm's options, or a problem above
+    return Experiment(spec=spec, space=tree, raw=raw, file=file, data=data,
+                      algorithm=ALGORITHMS.get(spec.search.algorithm), search_options=options,
+                      scheduler=SCHEDULERS.get(spec.scheduler.name), warnings=tuple(warnings))
 
 
 def _locate(problem: Problem, lines: dict[str, int], overridden: tuple[str, ...]) -> Problem:
@@ -590,24 +457,6 @@ def _locate(problem: Problem, lines: dict[str, int], overridden: tuple[str, ...]
         parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
         probe = parent if parent != probe else ""  # a key like `a[b` has no parent to find
     return problem
-
-
-def resolve_storage(cli: str | None, from_file: str | None) -> str:
-    """`--storage`, then `$TUNERD_STORAGE`, then the file's `storage`, then `./tunerd-results` (SPEC §2)."""
-    chosen = cli or os.environ.get("TUNERD_STORAGE") or from_file or DEFAULT_STORAGE
-    if chosen.startswith("file://"):
-        chosen = chosen[len("file://"):]
-    if "://" in chosen:
-        return chosen
-    return _absolute(chosen)
-
-
-def _absolute(path: str) -> str:
-    """`path` made absolute; ValueError for one no folder can have (a NUL byte, `~user` of no user)."""
-    try:
-        return str(Path(path).expanduser().resolve())
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"{brief(path)} is not a usable path ({exc})") from None
 
 
 def load(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (), *,
@@ -631,7 +480,6 @@ def load(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = 
             if name is not None:
                 raw["name"] = name
                 overridden.append("name")
-    except _YamlProblem as exc:
+    except YamlProblem as exc:
         raise SpecError([exc.problem], file) from None
     return validate(raw, file=file, lines=lines, overridden=tuple(overridden), storage=storage)
-

@@ -19,7 +19,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunerd.errors import UsageError
+from tunerd.errors import UsageError, brief
+
+#: where experiments live when neither --storage, $TUNERD_STORAGE nor the file says (SPEC §2)
+DEFAULT_STORAGE = "./tunerd-results"
+
+
+def chosen_storage(cli: str | None, from_file: str | None = None) -> tuple[str, str]:
+    """Which storage is meant, and who said so: `--storage`, then `$TUNERD_STORAGE`, then the file's
+    `storage`, then `./tunerd-results` (SPEC §2), as written (`file://` dropped). The one place that decides."""
+    given = (("--storage", cli), ("$TUNERD_STORAGE", os.environ.get("TUNERD_STORAGE")),
+             ("the file's storage", from_file))
+    source, value = next(((source, value) for source, value in given if value),
+                         ("the default storage", DEFAULT_STORAGE))
+    return source, value.removeprefix("file://")
+
+
+def resolve_storage(cli: str | None, from_file: str | None = None) -> str:
+    """The storage `chosen_storage` picks, a folder made absolute (trials run in other folders), a URI as
+    given. ValueError for a path no folder can have (a NUL byte, `~user` of no user)."""
+    _, chosen = chosen_storage(cli, from_file)
+    if is_uri(chosen):
+        return chosen
+    try:
+        return str(Path(chosen).expanduser().resolve())
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{brief(chosen)} is not a usable path ({exc})") from None
 
 
 def is_uri(storage: str) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import socket
 import struct
 import time
@@ -25,16 +26,20 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.logger import TBXLoggerCallback
 
+from tunerd.results import RAY_RESULT_KEYS
 from tunerd.space import flatten
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-#: Ray's bookkeeping keys: not worth a TensorBoard chart
-_SKIP = {"epoch", "training_iteration", "timestamp", "pid", "time_total_s", "time_since_restore",
-         "iterations_since_restore", "timesteps_since_restore", "done", "planned_epochs", "trial_id",
-         "experiment_id", "date", "hostname", "node_ip", "checkpoint_dir_name", "should_checkpoint",
-         "time_this_iter_s"}
+#: not worth a TensorBoard chart: Ray's bookkeeping, the step itself, and the built-ins' plan
+_SKIP = RAY_RESULT_KEYS | {"epoch", "planned_epochs"}
+#: what TensorBoard allows in a tag (tensorboardX's own cleaner is private; this is its rule)
+_TAG_INVALID = re.compile(r"[^-/\w\.]")
+
+
+def clean_tag(name: str) -> str:
+    return _TAG_INVALID.sub("_", name).lstrip("/")
 
 
 def hparam_values(config: dict[str, Any]) -> dict[str, bool | int | float | str]:
@@ -99,42 +104,40 @@ class EventFile:
 
 
 class HParamsTensorBoardCallback(TBXLoggerCallback):
-    """Ray's TBX logger, reworked so the HParams dashboard is complete and live."""
+    """Ray's TBX logger, reworked so the HParams dashboard is complete and live. It subclasses Ray's so that
+    Ray adds no TBX logger of its own, and overrides each of its methods (none of its state is used)."""
 
     def __init__(self, metric: str) -> None:
         super().__init__()
         self.metric = metric
-        self._trial_writer: dict[Trial, EventFile] = {}  # type: ignore[assignment]
+        self._event_files: dict[Trial, EventFile] = {}
 
     def log_trial_start(self, trial: Trial) -> None:
         from tensorboardX.summary import hparams
 
-        if trial in self._trial_writer:
-            self._trial_writer[trial].close()
+        if trial in self._event_files:
+            self._event_files[trial].close()
         writer = EventFile(trial_log_dir(trial))
         _, session_start, _ = hparams(hparam_dict=hparam_values(trial.config), metric_dict={self.metric: 0.0})
         writer.add_summary(session_start)
-        self._trial_writer[trial] = writer
-        self._trial_result[trial] = {}
+        self._event_files[trial] = writer
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict) -> None:
         from tensorboardX.proto.summary_pb2 import Summary
-        from tensorboardX.summary import _clean_tag
 
-        if trial not in self._trial_writer:
+        if trial not in self._event_files:
             self.log_trial_start(trial)
         step = int(result.get("epoch") or result.get("training_iteration") or iteration)
-        values = [Summary.Value(tag=_clean_tag(key), simple_value=value) for key, value in result.items()
+        values = [Summary.Value(tag=clean_tag(key), simple_value=value) for key, value in result.items()
                   if key not in _SKIP and not isinstance(value, bool) and isinstance(value, (int, float))
                   and math.isfinite(value)]
         if values:  # one event per epoch holding every scalar (tensorboardX writes one per scalar)
-            self._trial_writer[trial].add_summary(Summary(value=values), step=step)
+            self._event_files[trial].add_summary(Summary(value=values), step=step)
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
         from tensorboardX.summary import hparams
 
-        writer = self._trial_writer.pop(trial, None)
-        self._trial_result.pop(trial, None)
+        writer = self._event_files.pop(trial, None)
         if writer is None:
             return
         _, _, session_end = hparams(hparam_dict=hparam_values(trial.config), metric_dict={self.metric: 0.0})

@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
-from tunerd.searchers.bayesopt import BayesOptSearcher
+from tunerd.searchers._bayesopt import BayesOptSearcher
 from tunerd.space import Choice, Distribution, Grid
 
 BRANIN_MIN = 0.397887
@@ -351,7 +351,7 @@ def test_the_model_learns_a_trials_best_epoch_not_its_last(tmp_path, mode, value
 def test_each_parameter_gets_its_own_length_scale():
     """A learning rate over five decades and a parameter that does not matter: the fitted kernel is short
     along the first and long along the second (one shared scale would be fitted to both)."""
-    from tunerd.searchers import bayesopt
+    from tunerd.searchers import _bayesopt as bayesopt
 
     space = {"lr": D("loguniform", 1e-5, 1.0), "noise": D("uniform", 0.0, 0.7)}
     s = BayesOptSearcher(space, metric="loss", mode="min", seed=3, random_initial=30)

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from trainables import DATASETS
-from trainables.data import DATA_KEYS, SOURCES, load_dataset
-from trainables.data import sources
+from trainables.data import DATA_KEYS, SOURCES, load_dataset, sources
 
 FASHION_PRESENT = all((sources.FASHION_MNIST_DIR / name).is_file()
                       for pair in sources.FASHION_MNIST_FILES.values() for name in pair)

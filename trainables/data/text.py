@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -53,6 +55,8 @@ def encode_tokens(documents: Sequence[Sequence[str]], vocab: Sequence[str], max_
     for row, document in enumerate(documents):
         encoded = [index.get(token, UNK_ID) for token in document[:max_len]] or [UNK_ID]
         ids[row, :len(encoded)] = encoded
+    import torch  # here, not at the top: tokenising a user's .csv while checking a file needs no torch
+
     return torch.from_numpy(ids)
 
 

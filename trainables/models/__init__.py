@@ -7,16 +7,31 @@ Ensembles and cross-validation combine several family models into one `Ensemble`
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from torch import nn
 
-from trainables.models.cnn import CNN, CNNConfig
-from trainables.models.common import ACTIVATIONS, INITS, ModelConfig
-from trainables.models.ensemble import BASES, ENSEMBLE, METHODS, Ensemble, EnsembleConfig, Recoded, Reindex, Rescale
-from trainables.models.mlp import MLP, MLPConfig
-from trainables.models.rnn import CELLS, RNN, RNNConfig
+from trainables.catalog import require_data_kind
+from trainables.configs import (
+    ACTIVATIONS,
+    BASES,
+    CELLS,
+    ENSEMBLE,
+    FAMILY_SPECS,
+    INITS,
+    METHODS,
+    CNNConfig,
+    EnsembleConfig,
+    MLPConfig,
+    ModelConfig,
+    RNNConfig,
+)
+from trainables.models.cnn import CNN
+from trainables.models.ensemble import Ensemble, Recoded, Reindex, Rescale
+from trainables.models.mlp import MLP
+from trainables.models.rnn import RNN
 from trainables.validation import did_you_mean
 
 
@@ -28,11 +43,9 @@ class Family:
     data_kinds: tuple[str, ...]
 
 
-FAMILIES: dict[str, Family] = {
-    "cnn": Family(CNNConfig, CNN, ("image",)),
-    "mlp": Family(MLPConfig, MLP, ("image", "tabular")),
-    "rnn": Family(RNNConfig, RNN, ("text",)),
-}
+_NETWORKS: dict[str, type[nn.Module]] = {"cnn": CNN, "mlp": MLP, "rnn": RNN}
+FAMILIES: dict[str, Family] = {name: Family(spec.config, _NETWORKS[name], spec.data_kinds)
+                               for name, spec in FAMILY_SPECS.items()}
 
 #: the record's `model_config` keys that are not a family's knobs (see `build_model`)
 ENSEMBLE_KEYS = tuple(f.name for f in fields(EnsembleConfig))
@@ -44,16 +57,6 @@ def family(name: str) -> Family:
         raise ValueError(f"unknown model family {name!r}{did_you_mean(name, FAMILIES)}; families are "
                          f"{', '.join(FAMILIES)}")
     return FAMILIES[name]
-
-
-def require_data_kind(trainable: str, family_name: str, kind: str) -> None:
-    """A ValueError unless family `family_name` (the trainable's, or an ensemble's base) learns from `kind` data."""
-    kinds = FAMILIES[family_name].data_kinds
-    if kind not in kinds:
-        which = f"'{trainable}'" if trainable == family_name else f"'{trainable}' with base '{family_name}'"
-        suggest = [name for name, f in FAMILIES.items() if kind in f.data_kinds]
-        raise ValueError(f"trainable {which} needs {' or '.join(kinds)} data, but this data set is {kind} "
-                         f"(use {' or '.join(suggest)})")
 
 
 def model_config(config: ModelConfig, ensemble: EnsembleConfig | None, folds: int) -> dict[str, Any]:
@@ -101,7 +104,7 @@ def new_recode(family_name: str, values: Mapping[str, Any], input_shape: tuple[i
     return Rescale(tuple(input_shape))
 
 
-__all__ = ["ACTIVATIONS", "BASES", "CELLS", "CNN", "CNNConfig", "ENSEMBLE", "ENSEMBLE_KEYS", "Ensemble", "EnsembleConfig",
-           "FAMILIES", "FOLDS_KEY", "Family", "INITS", "METHODS", "MLP", "MLPConfig", "ModelConfig", "RNN",
-           "RNNConfig", "Recoded", "Reindex", "Rescale", "build_model", "family", "model_config", "new_recode",
+__all__ = ["ACTIVATIONS", "BASES", "CELLS", "CNN", "CNNConfig", "ENSEMBLE", "ENSEMBLE_KEYS", "Ensemble",
+           "EnsembleConfig", "FAMILIES", "FOLDS_KEY", "Family", "INITS", "METHODS", "MLP", "MLPConfig", "ModelConfig",
+           "RNN", "RNNConfig", "Recoded", "Reindex", "Rescale", "build_model", "family", "model_config", "new_recode",
            "require_data_kind"]

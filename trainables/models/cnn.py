@@ -1,27 +1,11 @@
 """A small convolutional network for images (N, C, H, W): the `cnn` built-in."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor, nn
 
-from trainables.models.common import ModelConfig, dense_block, init_weights, make_activation
+from trainables.configs import CNNConfig
+from trainables.models.common import dense_block, init_weights, make_activation
 from trainables.validation import require
-
-
-@dataclass(frozen=True, kw_only=True)
-class CNNConfig(ModelConfig):
-    conv_layers: int = 2
-    filters: int = 32
-    kernel_size: int = 3
-    dense_units: int = 128
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.conv_layers >= 1, "conv_layers", self.conv_layers, "must be >= 1")
-        require(self.filters >= 1, "filters", self.filters, "must be >= 1")
-        require(self.kernel_size >= 1, "kernel_size", self.kernel_size, "must be >= 1")
-        require(self.dense_units >= 1, "dense_units", self.dense_units, "must be >= 1")
 
 
 class CNN(nn.Module):

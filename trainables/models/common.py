@@ -1,12 +1,11 @@
-"""What every model family shares: the architecture knobs common to all, activations and weight init."""
+"""What every model family shares: dense blocks, activations and weight init (the knobs: `trainables.configs`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
 
 from torch import nn
 
-from trainables.validation import require, require_choice
+from trainables.configs import ModelConfig
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -17,30 +16,10 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 LEAKY_SLOPE = 0.01
 
-INITS = ("xavier", "kaiming", "default")
 
 #: the nonlinearity `torch.nn.init.calculate_gain` should assume for each activation (GELU is ReLU-like)
 _GAIN_NONLINEARITY = {"relu": "relu", "gelu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh",
                       "sigmoid": "sigmoid"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelConfig:
-    """Knobs every family honours. Family configs subclass this and add their own fields (= their knobs)."""
-
-    dropout: float = 0.0
-    batch_norm: bool = False
-    activation: str = "relu"
-    init: str = "default"
-
-    def __post_init__(self) -> None:
-        require(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "must be in [0, 1)")
-        require_choice("activation", self.activation, ACTIVATIONS)
-        require_choice("init", self.init, INITS)
-
-    def data_options(self) -> dict[str, Any]:
-        """Knobs that shape the data as well as the model (`load_dataset` keywords): none but the rnn's."""
-        return {}
 
 
 def dense_block(width: int, units: int, config: ModelConfig) -> list[nn.Module]:

@@ -10,40 +10,13 @@ encoding of the trial's plain split (what `best/` is scored with) to its own.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainables.validation import require, require_choice
-
-#: the built-in trainable that combines several models of one family (its `base`)
-ENSEMBLE = "ensemble"
-METHODS = ("bagging", "boosting")
-BASES = ("cnn", "mlp", "rnn")
-
-
-@dataclass(frozen=True, kw_only=True)
-class EnsembleConfig:
-    """The `ensemble` built-in's own knobs; its members' architecture is the base family's knobs.
-
-    bagging: member m trains on a bootstrap sample (drawn with replacement, seeded per member) of
-    `sample_fraction` x the training rows. boosting: SAMME with per-sample weights (see `loop.boost`); each
-    member trains on `sample_fraction` of the rows drawn without replacement (all of them at 1.0).
-    """
-
-    method: str = "bagging"
-    members: int = 5
-    base: str = "mlp"
-    sample_fraction: float = 1.0
-
-    def __post_init__(self) -> None:
-        require_choice("method", self.method, METHODS)
-        require(self.members >= 1, "members", self.members, "must be >= 1")
-        require_choice("base", self.base, BASES)
-        require(0.0 < self.sample_fraction <= 1.0, "sample_fraction", self.sample_fraction, "must be in (0, 1]")
+from trainables.validation import require
 
 
 def combine(member_logits: Sequence[Tensor], weights: Tensor) -> Tensor:

@@ -2,23 +2,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from trainables.models.common import ModelConfig, dense_block, init_weights
-from trainables.validation import require
-
-
-@dataclass(frozen=True, kw_only=True)
-class MLPConfig(ModelConfig):
-    hidden_layers: int = 2
-    units: int = 128
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.hidden_layers >= 0, "hidden_layers", self.hidden_layers, "must be >= 0")
-        require(self.units >= 1, "units", self.units, "must be >= 1")
+from trainables.configs import MLPConfig
+from trainables.models.common import dense_block, init_weights
 
 
 class MLP(nn.Module):

@@ -1,44 +1,17 @@
 """A recurrent text classifier over token ids (N, max_len), 0 = padding: the `rnn` built-in."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from trainables.models.common import ModelConfig, dense_block, init_weights
-from trainables.validation import require, require_choice
+from trainables.configs import RNNConfig
+from trainables.models.common import dense_block, init_weights
+from trainables.validation import require
 
 CELLS: dict[str, type[nn.LSTM] | type[nn.GRU]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 #: the padding id (`trainables.data.text.PAD_ID`); sequences are right-padded with it
 PAD = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class RNNConfig(ModelConfig):
-    """`vocab_size` and `max_len` also shape the data: they are passed to `load_dataset`."""
-
-    cell: str = "lstm"
-    embedding_dim: int = 64
-    hidden_size: int = 64
-    num_layers: int = 1
-    bidirectional: bool = False
-    vocab_size: int = 20000
-    max_len: int = 200
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require_choice("cell", self.cell, CELLS)
-        require(self.embedding_dim >= 1, "embedding_dim", self.embedding_dim, "must be >= 1")
-        require(self.hidden_size >= 1, "hidden_size", self.hidden_size, "must be >= 1")
-        require(self.num_layers >= 1, "num_layers", self.num_layers, "must be >= 1")
-        require(self.vocab_size >= 3, "vocab_size", self.vocab_size, "must be >= 3 (<pad>, <unk> and a word)")
-        require(self.max_len >= 1, "max_len", self.max_len, "must be >= 1")
-
-    def data_options(self) -> dict[str, Any]:
-        return {"vocab_size": self.vocab_size, "max_len": self.max_len}
 
 
 def sequence_lengths(x: Tensor) -> Tensor:

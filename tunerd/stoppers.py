@@ -1,40 +1,12 @@
-"""Schedulers (early stopping of trials) and stoppers (ending trials or the whole experiment).
-
-A trial's time is its number of reports (`training_iteration`): one report per epoch for the built-ins,
-so ASHA's rungs and `stop.max_epochs` are counted in epochs.
-"""
+"""Stoppers: what ends a trial (its epoch cap, a non-finite result) or the whole experiment (a target
+reached). A trial's time is its number of reports (`training_iteration`), one per epoch for the built-ins."""
 from __future__ import annotations
 
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
 from ray.tune.stopper import CombinedStopper, Stopper
 
 from tunerd.results import has_diverged
+from tunerd.schedulers import TIME_ATTR
 from tunerd.spec import ExperimentSpec
-
-TIME_ATTR = "training_iteration"
-
-
-def build_scheduler(spec: ExperimentSpec) -> TrialScheduler:
-    settings = spec.scheduler
-    if settings.name == "asha":
-        return ASHAScheduler(time_attr=TIME_ATTR, max_t=spec.stop.max_epochs, grace_period=settings.grace_period,
-                             reduction_factor=settings.reduction_factor)
-    if settings.name == "median":
-        return MedianStopping(time_attr=TIME_ATTR, grace_period=settings.grace_period, min_samples_required=3)
-    return FIFOScheduler()
-
-
-class MedianStopping(MedianStoppingRule):
-    """Ray's median stopping rule without its time-sharing.
-
-    Ray's rule *pauses* a trial whenever fewer than `min_samples_required` other trials have reached its
-    epoch and some are pending (its `min_time_slice` cannot prevent the first pause), which restarts
-    trials that do not checkpoint and churns actors. Here such a trial runs on until there are enough
-    trials to compare it with.
-    """
-
-    def _on_insufficient_samples(self, tune_controller, trial, time) -> str:
-        return TrialScheduler.CONTINUE
 
 
 class MaxEpochsStopper(Stopper):
