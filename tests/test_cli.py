@@ -209,3 +209,51 @@ def test_read_only_commands_load_neither_ray_nor_torch(tmp_path, monkeypatch):
     finally:
         server.shutdown()
     assert seen == ["Bearer s3cret"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--resume", "--overwrite"], "--resume and --overwrite cannot be used together"),
+    (["--follow"], "--follow goes with --submit"),
+    (["--python", "/usr/bin/python3"], "--python goes with --submit"),
+    (["--submit", "http://127.0.0.1:1", "--address", "auto"], "--address and --submit cannot be used together"),
+])
+def test_flags_that_do_not_go_together_are_refused_by_the_parser(write_spec, flags, message):
+    result = CliRunner().invoke(main, ["launch", str(write_spec(GOOD)), *flags])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_bad_data_file_exits_2_in_seconds_before_ray_starts(tmp_path):
+    """A CSV without its label column used to fail in every trial (40 x 3 attempts, minutes); now `launch`
+    reads the file first: one line naming the file, the missing column and the columns present."""
+    import time
+
+    (tmp_path / "rows.csv").write_text("a,b,kind\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n")
+    (tmp_path / "exp.yaml").write_text("name: csv\ntrainable: mlp\ndata: {path: rows.csv, label_column: label}\n"
+                                       "space: {lr: {loguniform: [1.0e-3, 1.0e-1]}}\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "tunerd.cli", "launch", "exp.yaml", "--storage", "r"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and time.monotonic() - started < 30
+    assert done.stderr.strip() == (f"error: exp.yaml:3: data.path: {tmp_path}/rows.csv: has no column 'label' "
+                                   "(data.label_column); columns present: a, b, kind")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_data_kind_must_suit_the_trainable(write_spec):
+    result = CliRunner().invoke(main, ["validate", str(write_spec(
+        "name: k\ntrainable: cnn\ndata: {name: wine}\nspace: {lr: 0.1}\n"))])
+    assert result.exit_code == 2
+    assert "trainable: trainable 'cnn' needs image data, but this data set is tabular (use mlp)" in result.output
+
+
+def test_the_end_of_a_run_prints_4_significant_digits_and_a_report_count_is_an_epoch(ray_session, in_repo,
+                                                                                     write_spec, tmp_path):
+    import re
+
+    spec = GOOD.replace("toy:quadratic", "toy:no_epoch").replace("{uniform: [-3, 3]}", "{uniform: [0.1, 0.2]}")
+    result = invoke("launch", str(write_spec(spec)), "--storage", str(tmp_path / "r"), "--set", "stop.max_epochs=3")
+    assert result.exit_code == 0, result.output
+    config = next(line for line in result.output.splitlines() if line.startswith("best config:"))
+    digits = [re.sub(r"^0\.0*", "", number).replace(".", "") for number in re.findall(r"\d+\.\d+", config)]
+    assert digits and all(len(d) <= 4 for d in digits), config
+    assert re.search(r"best loss: \d\.\d{3} \(trial \S+, epoch 2\)", result.output), result.output

@@ -133,3 +133,32 @@ def test_an_unknown_experiment_is_a_clear_usage_error(finished):
     done = CliRunner().invoke(main, ["show", "ashaa", "--storage", str(finished)])
     assert done.exit_code == 2
     assert "no experiment 'ashaa' in storage" in done.output and "(did you mean 'asha'?)" in done.output
+
+
+def test_the_plot_names_trials_as_show_does_and_its_log_labels_do_not_overlap(finished):
+    import matplotlib.pyplot as plt
+
+    from tunerd.plots import _log_axis, draw
+
+    shown = report.show(str(finished), "asha")
+    figure = draw(shown, report.read_spec(str(finished), "asha"))
+    try:
+        legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+        assert legend[0] == f"best: trial {shown.summary.best.trial_id}"  # the id `show` prints, whole
+        lr_axis = next(axes for axes in figure.axes if axes.get_xlabel() == "lr")
+        figure.canvas.draw()
+        assert lr_axis.get_xscale() == "log" and not [t for t in lr_axis.get_xminorticklabels() if t.get_text()]
+    finally:
+        plt.close(figure)
+    figure, axes = plt.subplots(figsize=(4, 3))
+    try:  # less than two decades: four labels spread in log space, none of them on top of another
+        _log_axis(axes, 1e-3, 5e-3)
+        axes.scatter([1e-3, 2e-3, 5e-3], [0.1, 0.3, 0.2])
+        figure.canvas.draw()
+        labels = [t for t in axes.get_xticklabels() if t.get_text()]
+        assert [t.get_text() for t in labels] == ["0.001", "0.0017", "0.0029", "0.005"]
+        boxes = [t.get_window_extent() for t in labels]
+        assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))
+        assert not [t for t in axes.get_xminorticklabels() if t.get_text()]
+    finally:
+        plt.close(figure)

@@ -116,3 +116,31 @@ def test_event_file_is_read_back_by_tensorboard(tmp_path):
     assert events.Tags()["scalars"] == ["loss"]
     content = events.PluginTagToContent("hparams")
     assert {"_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(content)
+
+
+def test_summary_json_reads_back_into_the_same_typed_summary(tmp_path):
+    from tunerd.summary import ExperimentState, Summary, TrialStatus
+
+    record = record_with_trials(tmp_path)
+    record.state = ExperimentState.FINISHED
+    record.error, record.driver = None, {"host": "h", "pid": 1}
+    record.write()
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["state"] == "finished" and written["trials"][0]["status"] == "finished"  # plain JSON text
+    summary = Summary.from_json(written)
+    assert summary.state is ExperimentState.FINISHED and summary.trials[0].status is TrialStatus.FINISHED
+    assert summary.best.trial_id == record.best().trial_id and summary.driver == {"host": "h", "pid": 1}
+    assert [t.trial_id for t in summary.ranked()] == [t.trial_id for t in record.ranked()]
+    assert summary.done == 5 and summary.counts["running"] == 1 and summary.counts["pending"] == 1
+
+
+def test_one_ranking_best_first_ties_to_the_earlier_trial_unscored_last():
+    from tunerd.summary import TrialRecord, best_trial, rank_trials
+
+    def trial(index, value):
+        return TrialRecord(trial_id=f"t{index}", config={}, index=index, best={} if value is None else {"m": value})
+
+    trials = [trial(3, 1.0), trial(0, None), trial(1, 2.0), trial(2, 1.0), trial(4, float("nan"))]
+    assert [t.trial_id for t in rank_trials(trials, "m", "min")] == ["t2", "t3", "t1", "t0", "t4"]
+    assert [t.trial_id for t in rank_trials(trials, "m", "max")] == ["t1", "t2", "t3", "t0", "t4"]
+    assert best_trial(trials, "m", "min") is rank_trials(trials, "m", "min")[0]

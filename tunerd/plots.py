@@ -42,10 +42,23 @@ def searched_parameters(spec: dict[str, Any]) -> dict[str, Any]:
 def plot_experiment(shown: Shown, spec: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Draw `shown` (what `report.show` returns: the trials ranked, with their histories) and write a PNG to
     `path`. Trials are named by their id, as `show` prints them."""
+    import matplotlib.pyplot as plt
+
+    figure = draw(shown, spec)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+    plt.close(figure)
+    return target
+
+
+def draw(shown: Shown, spec: dict[str, Any]) -> Any:
+    """The figure `plot_experiment` writes (a matplotlib Figure; close it with `plt.close`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     summary, trials = shown.summary, shown.trials
     metric = summary.metric
@@ -72,17 +85,14 @@ def plot_experiment(shown: Shown, spec: dict[str, Any], path: str | os.PathLike[
     curves.plot([], [], marker="x", linestyle="none", color="gray", label="stopped early / diverged / errored")
     curves.set_title(f"{summary.name}: {metric} per epoch, {len(trials)} trials")
     curves.set_xlabel("epoch")
+    curves.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     curves.set_ylabel(metric)
     curves.grid(alpha=0.3)
     curves.legend(loc="best", fontsize=9)
     for index, (name, node) in enumerate(parameters.items()):
         axes = figure.add_subplot(grid[1 + index // columns, index % columns])
         _parameter_panel(axes, name, node, trials, metric, best_id)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, dpi=110)
-    plt.close(figure)
-    return target
+    return figure
 
 
 def _parameter_panel(axes: Any, name: str, node: Any, trials: list[ShownTrial], metric: str,
