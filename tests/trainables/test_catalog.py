@@ -20,8 +20,9 @@ def test_reading_the_catalog_loads_neither_torch_nor_the_data_libraries():
 
 
 def test_every_name_table_is_its_implementations_keys():
-    from trainables.models import CELLS, FAMILIES
+    from trainables.models import FAMILIES
     from trainables.models.common import ACTIVATIONS
+    from trainables.models.rnn import CELLS
     from trainables.optim import OPTIMIZERS
 
     assert configs.ACTIVATIONS == tuple(ACTIVATIONS)

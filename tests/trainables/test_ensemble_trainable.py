@@ -10,8 +10,9 @@ from torch import nn
 
 from trainables import evaluate_checkpoint, load_model, run_training
 from trainables.checkpoint import load_checkpoint
+from trainables.configs import BASES
 from trainables.loop import ERR_CLIP, Committee, Learner, Split, boost, member_rows
-from trainables.models import BASES, FAMILIES, Ensemble
+from trainables.models import FAMILIES, Ensemble
 from trainables.models.ensemble import combine
 
 #: weak members: one narrow hidden layer, two epochs

@@ -11,9 +11,10 @@ import torch
 from torch import Tensor, nn
 
 from trainables import export_best, load_dataset, load_model, run_training
+from trainables.configs import ModelConfig
 from trainables.export import INT8_FILE, quantize_export
 from trainables.loop import evaluate
-from trainables.models import FAMILIES, ModelConfig, build_model
+from trainables.models import FAMILIES, build_model
 
 RESULT_KEYS = {"quantized", "accuracy_before", "accuracy_after", "loss_before", "loss_after", "size_bytes_before",
                "size_bytes_after", "split", "samples", "quantized_modules"}

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables import run_training
-from trainables.models import RNN, RNNConfig, build_model
+from trainables.configs import RNNConfig
+from trainables.models import RNN, build_model
 from trainables.models.rnn import sequence_lengths
 
 VOCAB = 50

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from trainables import KNOB_CHOICES, load_dataset
-from trainables.models import CNN, MLP, CNNConfig, MLPConfig, build_model
+from trainables.configs import CNNConfig, MLPConfig
+from trainables.models import CNN, MLP, build_model
 
 DATA_SETS = ("digits", "wine", "breast_cancer")
 

@@ -14,20 +14,7 @@ from typing import Any
 from torch import nn
 
 from trainables.catalog import require_data_kind
-from trainables.configs import (
-    ACTIVATIONS,
-    BASES,
-    CELLS,
-    ENSEMBLE,
-    FAMILY_SPECS,
-    INITS,
-    METHODS,
-    CNNConfig,
-    EnsembleConfig,
-    MLPConfig,
-    ModelConfig,
-    RNNConfig,
-)
+from trainables.configs import ENSEMBLE, FAMILY_SPECS, EnsembleConfig, ModelConfig, RNNConfig
 from trainables.models.cnn import CNN
 from trainables.models.ensemble import Ensemble, Recoded, Reindex, Rescale
 from trainables.models.mlp import MLP
@@ -104,7 +91,5 @@ def new_recode(family_name: str, values: Mapping[str, Any], input_shape: tuple[i
     return Rescale(tuple(input_shape))
 
 
-__all__ = ["ACTIVATIONS", "BASES", "CELLS", "CNN", "CNNConfig", "ENSEMBLE", "ENSEMBLE_KEYS", "Ensemble",
-           "EnsembleConfig", "FAMILIES", "FOLDS_KEY", "Family", "INITS", "METHODS", "MLP", "MLPConfig", "ModelConfig",
-           "RNN", "RNNConfig", "Recoded", "Reindex", "Rescale", "build_model", "family", "model_config", "new_recode",
-           "require_data_kind"]
+__all__ = ["CNN", "ENSEMBLE", "ENSEMBLE_KEYS", "Ensemble", "FAMILIES", "FOLDS_KEY", "Family", "MLP", "RNN", "Recoded",
+           "Reindex", "Rescale", "build_model", "family", "model_config", "new_recode", "require_data_kind"]
