@@ -43,6 +43,13 @@ def branin(config: dict) -> None:
     tune.report({"value": a * (x2 - b * x1 ** 2 + c * x1 - r) ** 2 + s * (1 - t) * math.cos(x1) + s, "epoch": 1})
 
 
+def test_function(config: dict) -> None:
+    """One of benchmarks/functions.py's test functions (the config's `problem`), one report."""
+    from benchmarks.functions import evaluate
+
+    tune.report({"value": evaluate(config), "epoch": 1})
+
+
 def faulty(config: dict) -> None:
     """Five checkpointed epochs with one injected fault, chosen by `fault`:
     - `raise`: every attempt raises (a configuration the model cannot take);

@@ -23,7 +23,7 @@ FILE = {"name": "t", "trainable": "tests.fixtures.toy:quadratic", "metric": "los
 
 
 def test_the_built_in_backends_are_registered():
-    assert ALGORITHMS.names() == ("bayesopt", "grid", "hyperopt", "random")
+    assert ALGORITHMS.names() == ("auto", "bayesopt", "cmaes", "gp", "grid", "hyperopt", "random", "tpe")
     assert SCHEDULERS.names() == ("asha", "fifo", "median")
 
 
@@ -34,17 +34,23 @@ def test_every_algorithm_keeps_the_contract(name):
     assert algorithm.name == name == type(algorithm).__module__.rsplit(".", 1)[-1]  # the module is the name
     assert algorithm.summary and algorithm.default_num_samples >= 1 and isinstance(algorithm.accepts, Accepts)
     assert issubclass(algorithm.options, NoOptions) and algorithm.options.model_config["extra"] == "forbid"
-    experiment = speclib.validate({**FILE, "search": {"algorithm": name}})
-    assert experiment.algorithm is algorithm and isinstance(experiment.search_options, algorithm.options)
-    assert experiment.trial_count == algorithm.trial_count(experiment.space, experiment.num_samples)
-    assert api.plan(experiment)["algorithm"].startswith(f"{name} ({algorithm.summary}")
+    space = FILE["space"] if algorithm.accepts.categorical else {"x": {"randint": [1, 2]}, "epochs": 2}
+    experiment = speclib.validate({**FILE, "space": space, "search": {"algorithm": name}})
+    runs, why = algorithm.resolve(experiment.space, None)  # itself, but for auto
+    assert experiment.algorithm is runs and isinstance(experiment.search_options, runs.options)
+    assert (runs is algorithm) == (why == "") == (experiment.chosen_because == "")
+    assert experiment.trial_count == algorithm.trial_count(experiment.space, experiment.spec.search.num_samples or
+                                                           algorithm.default_num_samples)
+    assert api.plan(experiment)["algorithm"].startswith(f"{name} ({algorithm.summary}" if runs is algorithm
+                                                        else f"auto -> {runs.name} ({runs.summary}")
     # what it refuses, it refuses naming the key
-    refused = {**FILE["space"], "g": {"grid": [1, 2]}, "u": {"uniform": [0, 1]},
+    refused = {**FILE["space"], "g": {"grid": [1, 2]}, "u": {"uniform": [0, 1]}, "k": {"choice": ["a", "b"]},
                "c": {"choice": [{"k": 1}, {"k": 2, "v": {"choice": [3, 4]}}]}}
     paths = {p.path for p in algorithm.check(_parsed(refused), [{"c": {"k": 1}}])}
     assert ("space.g.grid" in paths) != algorithm.accepts.grid_axes
     assert ("space.u.uniform" in paths) != algorithm.accepts.continuous
     assert ("space.c.choice" in paths) != algorithm.accepts.conditional
+    assert ("space.k.choice" in paths) != algorithm.accepts.categorical
     assert ("search.initial_points[0].c" in paths) != algorithm.accepts.conditional_initial_points
 
 

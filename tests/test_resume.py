@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 SPEC = """\
@@ -164,3 +166,39 @@ def test_trials_tune_finished_before_the_record_saw_it_are_brought_up_to_date(tm
     assert record.trials["t_1"].best["loss"] == 1.0
     assert record.trials["t_2"].status == "errored" and "boom" in record.trials["t_2"].error
     assert record.trials["t_2"].error_file == "trial_t_2/error.txt"
+
+
+def test_an_optuna_search_resumes_from_its_saved_study(tmp_path):
+    """Optuna's samplers keep their study in the searcher state Ray Tune saves with the experiment: after
+    Ctrl-C and `tunerd resume`, the study goes on (the trials before the interruption are in it, no trial is
+    run twice) and the experiment ends with its trial count."""
+    import cloudpickle
+
+    storage = tmp_path / "r"
+    (tmp_path / "steady.yaml").write_text(SPEC.replace("{x: {grid: [0.0, 1.0, 2.0, 3.0]}, epochs: 8, sleep: 0.4}",
+                                                       "{x: {uniform: [0.0, 3.0]}, epochs: 4, sleep: 0.3}")
+                                          .replace("algorithm: grid, max_concurrent: 2",
+                                                   "algorithm: tpe, num_samples: 5, max_concurrent: 2")
+                                          .replace("max_epochs: 8", "max_epochs: 4"))
+    driver = tunerd("launch", str(tmp_path / "steady.yaml"), "--storage", str(storage), "--quiet")
+    try:
+        wait_for(storage, lambda trials: sum(t["status"] == "finished" for t in trials) >= 2)
+        driver.send_signal(signal.SIGINT)
+        out, err = driver.communicate(timeout=90)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, out + err
+    before = summary_of(storage)
+    done = resume(storage)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = summary_of(storage)
+    trials = after["trials"]
+    assert after["state"] == "finished" and len(trials) == 5 and all(t["status"] == "finished" for t in trials)
+    assert len({t["config"]["x"] for t in trials}) == 5
+    for old in before["trials"]:
+        if old["status"] == "finished":
+            assert next(t for t in trials if t["trial_id"] == old["trial_id"])["ended"] == old["ended"]
+    [state] = sorted((storage / "steady").glob("searcher-state-*.pkl"))[-1:]
+    study = cloudpickle.loads(state.read_bytes())["_ot_study"]
+    assert sorted(t.value for t in study.trials if t.state.name == "COMPLETE") == \
+        pytest.approx(sorted(t["best"]["loss"] for t in trials))

@@ -9,7 +9,12 @@ import pytest
 import tunerd
 from tunerd.searchers import ALGORITHMS
 
-CONTINUOUS = [a.name for a in ALGORITHMS if a.accepts.continuous]
+#: the algorithms that search SPACE (a number and a choice); cmaes (numbers only) has its own test
+MIXED = [a.name for a in ALGORITHMS if a.accepts.continuous and a.accepts.categorical]
+#: the model-based ones that search inside a conditional choice
+CONDITIONAL = [a.name for a in ALGORITHMS
+               if a.learns and a.accepts.conditional and a.accepts.conditional_initial_points]
+LEARNING = [a.name for a in ALGORITHMS if a.learns and a.accepts.categorical]
 
 SPACE = """\
 name: {name}
@@ -34,7 +39,7 @@ def run(write_spec, tmp_path, algorithm: str, name: str = "exp", **extra):
     return tunerd.launch(experiment, quiet=True)
 
 
-@pytest.mark.parametrize("algorithm", CONTINUOUS)
+@pytest.mark.parametrize("algorithm", MIXED)
 def test_searcher_runs_every_trial_and_tries_initial_points_first(ray_session, in_repo, write_spec, tmp_path,
                                                                  algorithm):
     outcome = run(write_spec, tmp_path, algorithm)
@@ -51,7 +56,7 @@ def test_searcher_runs_every_trial_and_tries_initial_points_first(ray_session, i
     assert summary["best"]["metric"] == pytest.approx(1 / 3)
 
 
-@pytest.mark.parametrize("algorithm", CONTINUOUS)
+@pytest.mark.parametrize("algorithm", MIXED)
 def test_same_seed_same_configurations(ray_session, in_repo, write_spec, tmp_path, algorithm):
     configs = []
     for name in ("first", "second"):
@@ -120,7 +125,7 @@ def test_hyperopt_completes_partial_initial_points(ray_session, in_repo, write_s
     assert first["x1"] == pytest.approx(3.14159) and 0 <= first["x2"] <= 15
 
 
-@pytest.mark.parametrize("algorithm", ["hyperopt", "bayesopt"])
+@pytest.mark.parametrize("algorithm", CONDITIONAL)
 def test_conditional_sub_spaces_sharing_parameter_names(ray_session, in_repo, write_spec, tmp_path, algorithm):
     path = write_spec(f"""\
         name: cond-{algorithm}
@@ -146,12 +151,55 @@ def test_conditional_sub_spaces_sharing_parameter_names(ray_session, in_repo, wr
     assert outcome.summary["best"]["metric"] == 0.0
 
 
-def test_bayesopt_learns_each_trials_best_epoch_through_ray(ray_session, in_repo, write_spec, tmp_path):
-    """Through Ray Tune's wrappers (SearchGenerator, the concurrency cap) the GP is told a trial's best epoch,
-    as tunerd ranks it: here `mode: max` on a loss that falls each epoch, so the best is epoch 1's."""
-    outcome = run(write_spec, tmp_path, "bayesopt", **{"mode": "max", "search.num_samples": 3})
-    [state_file] = outcome.folder.glob("searcher-state-*.pkl")  # tunerd's searcher saves JSON in it
-    learned = sorted(value for _, value in json.loads(state_file.read_text())["observed"])
+def _learned(folder, algorithm: str, metric: str, mode: str) -> list[float]:
+    """The values each model-based searcher holds for its finished trials, read from the state it saved."""
+
+    import cloudpickle
+
+    [state_file] = folder.glob("searcher-state-*.pkl")
+    if algorithm == "bayesopt":  # tunerd's own searcher saves JSON
+        return sorted(value for _, value in json.loads(state_file.read_text())["observed"])
+    state = cloudpickle.loads(state_file.read_bytes())
+    if algorithm == "hyperopt":  # hyperopt minimises: a max metric is stored negated
+        sign = -1 if mode == "max" else 1
+        return sorted(sign * t["result"]["loss"] for t in state["_hpopt_trials"].trials if t["result"].get("loss")
+                      is not None)
+    return sorted(t.value for t in state["_ot_study"].trials if t.value is not None)  # Optuna's samplers
+
+
+@pytest.mark.parametrize("algorithm", LEARNING)
+def test_each_model_based_searcher_learns_a_trials_best_epoch_through_ray(ray_session, in_repo, write_spec,
+                                                                         tmp_path, algorithm):
+    """Through Ray Tune's wrappers (SearchGenerator, the concurrency cap) each model-based searcher is told a
+    trial's best epoch, as tunerd ranks it, also for the trials ASHA stopped: a loss that worsens each epoch,
+    so every trial's best is its first; trials one at a time, the first at the optimum, so that ASHA stops
+    the next ones at epoch 1 and lets the good ones run on to worse epochs."""
+    outcome = run(write_spec, tmp_path, algorithm, **{
+        "trainable": "tests.fixtures.toy:worsening", "search.num_samples": 5, "search.max_concurrent": 1,
+        "scheduler.name": "asha", "scheduler.grace_period": 1, "scheduler.reduction_factor": 2})
     trials = outcome.summary["trials"]
-    assert learned == sorted(t["best"]["loss"] for t in trials)
-    assert all(t["best"]["epoch"] == 1 and t["last"]["loss"] < t["best"]["loss"] for t in trials)
+    assert {t["status"] for t in trials} == {"finished", "stopped"}
+    assert all(t["best"]["epoch"] == 1 for t in trials)
+    assert any(t["last"]["loss"] > t["best"]["loss"] for t in trials)  # a later epoch was worse
+    learned = _learned(outcome.folder, algorithm, "loss", "min")
+    assert learned == pytest.approx(sorted(t["best"]["loss"] for t in trials))
+
+
+def test_cmaes_searches_numbers(ray_session, in_repo, write_spec, tmp_path):
+    path = write_spec("""\
+        name: cma
+        trainable: tests.fixtures.toy:branin
+        metric: value
+        mode: min
+        seed: 1
+        space: {x1: {uniform: [-5, 10]}, x2: {uniform: [0, 15]}}
+        search: {algorithm: cmaes, num_samples: 12, initial_points: [{x1: 3.14159, x2: 2.275}]}
+        scheduler: {name: fifo}
+        stop: {max_epochs: 1}
+        """)
+    outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "results")), quiet=True)
+    trials = outcome.summary["trials"]
+    assert len(trials) == 12 and trials[0]["config"] == {"x1": 3.14159, "x2": 2.275}
+    assert all(-5 <= t["config"]["x1"] <= 10 and 0 <= t["config"]["x2"] <= 15 for t in trials)
+    assert len({(t["config"]["x1"], t["config"]["x2"]) for t in trials}) == 12
+    assert outcome.summary["best"]["metric"] == pytest.approx(0.397887, abs=1e-3)

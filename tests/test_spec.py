@@ -98,8 +98,8 @@ def test_unknown_keys_get_did_you_mean_with_file_and_line(write_spec):
 def test_bad_enum_values_and_types(write_spec):
     text = "\n".join(problems_of(write_spec, BASE.replace("mode: min", "mode: maximize")
                                  + "search: {algorithm: hyperop, num_samples: 0}\nresources: {cpu: two}\n"))
-    assert ("search.algorithm: must be one of bayesopt, grid, hyperopt, random; got 'hyperop' "
-            "(did you mean 'hyperopt'?)") in text
+    assert ("search.algorithm: must be one of auto, bayesopt, cmaes, gp, grid, hyperopt, random, tpe; got "
+            "'hyperop' (did you mean 'hyperopt'?)") in text
     assert "search.num_samples: input should be greater than or equal to 1" in text
     assert "resources.cpu:" in text and "mode: must be one of max, min" in text
 

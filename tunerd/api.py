@@ -50,7 +50,9 @@ def plan(experiment: Experiment) -> dict[str, Any]:
         "trainable": spec.trainable,
         "data": experiment.data_for_trainable(),
         "metric": f"{spec.metric} ({spec.mode})",
-        "algorithm": experiment.algorithm.describe(experiment.search_options),
+        "algorithm": (f"auto -> {experiment.algorithm.describe(experiment.search_options)}: "
+                      f"{experiment.chosen_because}" if experiment.chosen_because
+                      else experiment.algorithm.describe(experiment.search_options)),
         "scheduler": experiment.scheduler.describe(spec),
         "trials": experiment.trial_count,
         "max_concurrent": spec.search.max_concurrent or "as resources allow",

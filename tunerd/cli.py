@@ -198,7 +198,7 @@ def launch(spec: str, overrides: tuple[str, ...], name: str | None, storage: str
         return
     if not run.json_lines:
         click.echo(f"tunerd: {experiment.name}: {experiment.trial_count} trials of {experiment.spec.trainable}, "
-                   f"{experiment.algorithm.name} + {experiment.scheduler.name}, optimising "
+                   f"{experiment.algorithm_label} + {experiment.scheduler.name}, optimising "
                    f"{experiment.spec.metric} ({experiment.spec.mode})")
     if resume and _exists(experiment):
         outcome = api.resume(experiment.name, storage=experiment.storage, run=run)

@@ -112,6 +112,7 @@ class ExperimentRecord:
         self.export: dict[str, Any] | None = None
         self.error: str | None = None
         self.driver: dict[str, Any] | None = None
+        self.algorithm: dict[str, Any] | None = None
 
     @classmethod
     def from_summary(cls, folder: str | os.PathLike[str], summary: Summary,
@@ -120,7 +121,7 @@ class ExperimentRecord:
         record = cls(folder, name=summary.name, metric=summary.metric, mode=summary.mode,
                      trial_count=summary.trial_count, started=summary.started, on_write=on_write)
         record.trials = {trial.trial_id: trial for trial in summary.trials}
-        record.test, record.export = summary.test, summary.export
+        record.test, record.export, record.algorithm = summary.test, summary.export, summary.algorithm
         return record
 
     # --- updates ------------------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ class ExperimentRecord:
             best=None if best is None else BestTrial(
                 trial_id=best.trial_id, config=best.config, metric=best.best[self.metric],
                 epoch=best.best.get("epoch"), epochs=best.epochs, checkpoint=self.best_checkpoint),
-            test=self.test, export=self.export, error=self.error, driver=self.driver,
+            algorithm=self.algorithm, test=self.test, export=self.export, error=self.error, driver=self.driver,
             trials=self._in_order())
 
     def _in_order(self) -> list[TrialRecord]:

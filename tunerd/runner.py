@@ -200,6 +200,7 @@ def launch(experiment: Experiment, options: RunOptions) -> Outcome:
         record = ExperimentRecord(folder, name=experiment.name, metric=experiment.spec.metric,
                                   mode=experiment.spec.mode, trial_count=experiment.trial_count,
                                   on_write=location.publish)
+        record.algorithm = experiment.algorithm_record()
         tuner = build_tuner(experiment, record, options)
         return _run(experiment, record, location, tuner, embedded=not options.address)
 

@@ -269,9 +269,13 @@ def _sample_number(node: Distribution, rng: np.random.RandomState) -> int | floa
         steps = np.arange(math.ceil(lo / q), math.floor(hi / q) + 1) * q
         return int(steps[rng.randint(len(steps))])
     value = math.exp(rng.uniform(math.log(lo), math.log(hi))) if node.is_log else rng.uniform(lo, hi)
-    if q is not None:
-        value = min(max(round(value / q) * q, math.ceil(lo / q) * q), math.floor(hi / q) * q)
-    return float(value)
+    return quantize(value, q, lo, hi) if q is not None else float(value)
+
+
+def quantize(x: float, q: float, lo: float, hi: float) -> float:
+    """The multiple of q nearest to x that lies inside [lo, hi] (space validation guarantees one exists)."""
+    k = min(max(round(x / q), math.ceil(lo / q - 1e-9)), math.floor(hi / q + 1e-9))
+    return float(round(k * q, 10 - math.floor(math.log10(q))))  # drop float noise: 3 * 0.1 -> 0.3
 
 
 def flatten(config: dict, sep: str = "/", prefix: str = "") -> dict[str, Any]:

@@ -140,9 +140,11 @@ class Experiment:
     #: the `data:` a trial gets: the built-ins' checked `trainables.catalog.DataSpec`, or for a user's trainable
     #: the mapping (see `ExperimentSpec.data`)
     data: Any = None
-    #: the registered search algorithm and its own options (`search:` keys beyond the shared ones)
+    #: the search algorithm that runs (the one `auto` picked) and its own options (`search:` keys beyond the
+    #: shared ones); `chosen_because`: why `auto` picked it ("" when the file named it)
     algorithm: SearchAlgorithm = field(default_factory=lambda: ALGORITHMS.get(DEFAULT_ALGORITHM))
     search_options: BaseModel = field(default_factory=NoOptions)
+    chosen_because: str = ""
     scheduler: Scheduler = field(default_factory=lambda: SCHEDULERS.get("asha"))
     #: what the file says that this run ignores (printed by `validate` and `launch`)
     warnings: tuple[str, ...] = ()
@@ -161,13 +163,26 @@ class Experiment:
 
     @property
     def num_samples(self) -> int:
-        """Ray Tune's num_samples: grid repeats for grid search, else trials (before grid axes)."""
+        """Ray Tune's num_samples: grid repeats for grid search, else trials (before grid axes). A grid `auto`
+        picked because it fits the budget is tried once."""
         given = self.spec.search.num_samples
+        if self.chosen_because and self.algorithm.name == "grid":
+            return 1
         return self.algorithm.default_num_samples if given is None else given
 
     @property
     def trial_count(self) -> int:
         return self.algorithm.trial_count(self.space, self.num_samples)
+
+    @property
+    def algorithm_label(self) -> str:
+        """`gp`, or `auto -> gp` when auto picked it (the launch header)."""
+        return f"auto -> {self.algorithm.name}" if self.chosen_because else self.algorithm.name
+
+    def algorithm_record(self) -> dict[str, Any]:
+        """What `summary.json` says of the search algorithm: its name, and when `auto` picked it, why."""
+        chosen = {"chosen_by": "auto", "why": self.chosen_because} if self.chosen_because else {}
+        return {"name": self.algorithm.name, **chosen}
 
     def data_for_trainable(self) -> dict[str, Any]:
         """The `data` a trial gets, as a plain mapping."""
@@ -222,14 +237,14 @@ def _validated(model: type[BaseModel], values: Mapping[str, Any], prefix: str, p
                 del values[key]
 
 
-def _search_options(raw: Any, problems: list[Problem], warnings: list[str]) -> BaseModel | None:
+def _search_options(raw: Any, algorithm: SearchAlgorithm | None, problems: list[Problem],
+                    warnings: list[str]) -> BaseModel | None:
     """The algorithm's own `search:` keys (checked on the file's mapping, so that they are reported with the
-    rest of the file's problems), validated by its options model. Another algorithm's keys are ignored with
+    rest of the file's problems), validated by its options model (`algorithm`: the backend that runs, the
+    one `auto` picked; None when the file names none that exists). Another algorithm's keys are ignored with
     a warning: a file switched with `--set search.algorithm=...` keeps working."""
     if not isinstance(raw, dict):
         raw = {}
-    name = raw.get("algorithm", DEFAULT_ALGORITHM)
-    algorithm = ALGORITHMS.get(name) if isinstance(name, str) and name in ALGORITHMS else None
     shared = SearchSpec.model_fields
     own = algorithm.options.model_fields if algorithm is not None else {}
     given = {}
@@ -393,10 +408,11 @@ def _check_initial_points(spec: ExperimentSpec, tree: dict[str, Any], problems: 
             problems.append(Problem(path, str(exc)))
 
 
-def _check_cross(spec: ExperimentSpec, tree: dict[str, Any], problems: list[Problem]) -> Any:
+def _check_cross(spec: ExperimentSpec, algorithm: SearchAlgorithm, tree: dict[str, Any],
+                 problems: list[Problem]) -> Any:
     """The rules between sections; returns the `data:` a trial gets (a built-in's `DataSpec`, the mapping a
     user's trainable gets)."""
-    problems.extend(ALGORITHMS.get(spec.search.algorithm).check(tree, spec.search.initial_points))
+    problems.extend(algorithm.check(tree, spec.search.initial_points))
     problems.extend(SCHEDULERS.get(spec.scheduler.name).check(spec))
     if spec.resources.gpu > 1 and not float(spec.resources.gpu).is_integer():
         problems.append(Problem("resources.gpu", f"more than one GPU must be a whole number, got {spec.resources.gpu}"))
@@ -422,15 +438,16 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
         problems.extend(_problems(exc))
-    options = _search_options(raw.get("search"), problems, warnings)
     tree: dict[str, Any] = {}
     if isinstance(raw.get("space"), dict):
         if not raw["space"]:
             problems.append(Problem("space", "must name at least one parameter"))
         tree = spacelib.parse_space(raw["space"], "space", problems)
+    algorithm, why = _algorithm(raw.get("search"), spec, tree, space_ok=not problems)
+    options = _search_options(raw.get("search"), algorithm, problems, warnings)
     data = None
-    if spec is not None and not problems:
-        data = _check_cross(spec, tree, problems)
+    if spec is not None and algorithm is not None and not problems:
+        data = _check_cross(spec, algorithm, tree, problems)
     if problems:
         raise SpecError([_locate(p, lines, overridden) for p in problems], file)
     assert spec is not None
@@ -438,10 +455,23 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
         spec = spec.model_copy(update={"storage": resolve_storage(storage, spec.storage)})
     except ValueError as exc:
         raise SpecError([_locate(Problem("storage", str(exc)), lines, overridden)], file) from None
-    assert options is not None  # a valid algorithm's options, or a problem above
-    return Experiment(spec=spec, space=tree, raw=raw, file=file, data=data,
-                      algorithm=ALGORITHMS.get(spec.search.algorithm), search_options=options,
-                      scheduler=SCHEDULERS.get(spec.scheduler.name), warnings=tuple(warnings))
+    assert options is not None and algorithm is not None  # a valid algorithm and options, or a problem above
+    return Experiment(spec=spec, space=tree, raw=raw, file=file, data=data, algorithm=algorithm,
+                      search_options=options, chosen_because=why, scheduler=SCHEDULERS.get(spec.scheduler.name),
+                      warnings=tuple(warnings))
+
+
+def _algorithm(raw: Any, spec: ExperimentSpec | None, tree: dict[str, Any], *,
+               space_ok: bool) -> tuple[SearchAlgorithm | None, str]:
+    """The backend that runs, and why when `auto` picked it: None when the file names no backend that exists
+    (a problem reported elsewhere)."""
+    name = raw.get("algorithm", DEFAULT_ALGORITHM) if isinstance(raw, dict) else DEFAULT_ALGORITHM
+    if not isinstance(name, str) or name not in ALGORITHMS:
+        return None, ""
+    named = ALGORITHMS.get(name)
+    if spec is None or not space_ok:  # the file's other problems come first
+        return named, ""
+    return named.resolve(tree, spec.search.num_samples)
 
 
 def _locate(problem: Problem, lines: dict[str, int], overridden: tuple[str, ...]) -> Problem:

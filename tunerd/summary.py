@@ -129,6 +129,8 @@ class Summary:
     updated: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     best: BestTrial | None = None
+    #: the search algorithm that ran: `name`, and when `auto` picked it, `chosen_by` and `why`
+    algorithm: dict[str, Any] | None = None
     #: the best trial scored once on the held-out test split
     test: dict[str, Any] | None = None
     #: the int8 copy's accuracy and size (`export.quantize`)

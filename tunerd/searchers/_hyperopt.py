@@ -15,6 +15,7 @@ from hyperopt.pyll import scope
 
 from tunerd.errors import UsageError
 from tunerd.ray_internals import hyperopt_search_with_points
+from tunerd.searchers._best_epoch import LearnsBestEpoch
 from tunerd.space import Choice, Distribution, Grid, option_index
 
 
@@ -76,7 +77,7 @@ def point_to_labels(point: dict[str, Any], tree: dict[str, Any], prefix: str = "
     return labels
 
 
-class TunerdHyperOptSearch(hyperopt_search_with_points()):
+class TunerdHyperOptSearch(LearnsBestEpoch, hyperopt_search_with_points()):
     """Ray's HyperOptSearch (TPE, state saving, Tune integration) over tunerd's translation of the space."""
 
     def __init__(self, tree: dict[str, Any], *, metric: str, mode: str, points: list[dict[str, Any]],

@@ -33,6 +33,8 @@ class Accepts:
     continuous: bool = True
     #: `grid:` axes, every value tried and crossed with the samples
     grid_axes: bool = False
+    #: a `choice` of plain values (categorical parameters)
+    categorical: bool = True
     #: a `choice` whose options are mappings (conditional sub-spaces)
     conditional: bool = True
     #: an initial point that sets a value inside a conditional choice
@@ -67,10 +69,15 @@ class SearchAlgorithm:
             elif isinstance(node, Grid) and not self.accepts.grid_axes:
                 problems.append(Problem(node.path, f"{self.name} cannot search a grid axis: use choice, or "
                                                    "search.algorithm grid/random"))
-            elif isinstance(node, Choice) and not self.accepts.conditional and \
-                    any(isinstance(option, dict) for option in node.options):
-                problems.append(Problem(node.path, f"{self.name} cannot search a conditional choice (options "
-                                                   "that are mappings): flatten it, or use another search.algorithm"))
+            elif isinstance(node, Choice) and len(node.options) > 1:
+                conditional = any(isinstance(option, dict) for option in node.options)
+                if conditional and not self.accepts.conditional:
+                    problems.append(Problem(node.path, f"{self.name} cannot search a conditional choice (options "
+                                                       "that are mappings): flatten it, or use another "
+                                                       "search.algorithm"))
+                elif not conditional and not self.accepts.categorical:
+                    problems.append(Problem(node.path, f"{self.name} searches numbers only, not a choice: fix it "
+                                                       "(a constant), or use another search.algorithm (tpe, gp)"))
         if not self.accepts.conditional_initial_points:
             for i, point in enumerate(initial_points):
                 for key, value in point.items():
@@ -79,6 +86,10 @@ class SearchAlgorithm:
                                                 f"{self.name} cannot start inside a conditional choice; use an "
                                                 "algorithm that can (hyperopt, bayesopt), or leave it out"))
         return problems
+
+    def resolve(self, space: dict[str, Any], num_samples: int | None) -> tuple[SearchAlgorithm, str]:
+        """The backend that runs, and why: itself (`auto` picks another from the space and the budget)."""
+        return self, ""
 
     def trial_count(self, space: dict[str, Any], num_samples: int) -> int:
         """How many trials `num_samples` means for this space (grid axes multiply it)."""

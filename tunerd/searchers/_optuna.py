@@ -1,0 +1,139 @@
+"""Optuna's samplers on Ray Tune: the backend base the `tpe`, `gp` and `cmaes` modules share, and tunerd's
+space as Optuna's define-by-run function (Ray's own `OptunaSearch` runs it: `_optuna_search.py`).
+
+Encoding, one Optuna parameter per node, named by its path (`training.1.lr`: `lr` in option 1 of
+`training`, so that two branches may both have `lr`):
+- uniform, loguniform, normal: `suggest_float` (log for log kinds; normal on [mean - 3 sd, mean + 3 sd],
+  as bayesopt does: a sampler has no prior over its inputs);
+- randint, lograndint: `suggest_int` (both bounds included; log for lograndint);
+- quniform, qrandint: `suggest_int` of k, the value being k x q (every value is a multiple of q inside the
+  bounds, which Optuna's own `step` cannot promise when lo is no multiple of q); qloguniform:
+  `suggest_float(log=True)` rounded to the nearest multiple of q inside the bounds;
+- choice: `suggest_categorical` of the option *index*; an option that is a mapping is a conditional
+  sub-space whose parameters Optuna sees only when that option is chosen (define-by-run).
+The function builds the tunerd config itself as it suggests, so the trial gets exactly the config the
+other searchers would give (constants included).
+
+What a trial teaches the sampler: its best reported value of the metric (tunerd ranks trials by their
+best epoch and keeps that checkpoint), also when ASHA stopped it early; an errored trial is a failed trial
+and a trial with no value a pruned one, which Optuna's samplers leave out of their models.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
+
+from tunerd.errors import UsageError
+from tunerd.searchers.base import NoOptions, SearchAlgorithm
+from tunerd.space import Choice, Distribution, Grid, option_index, quantize
+
+if TYPE_CHECKING:
+    from tunerd.spec import Experiment
+
+#: the key under which the define-by-run function hands Ray the whole config (Ray flattens the rest)
+CONFIG_KEY = "__tunerd_config__"
+#: random trials before the model, as Optuna's samplers default to
+OPTUNA_RANDOM_INITIAL = 10
+
+
+class OptunaOptions(NoOptions):
+    #: random trials before the model takes over (null: 10, Optuna's default)
+    random_initial: int | None = Field(None, ge=0)
+
+
+class OptunaBackend(SearchAlgorithm):
+    """A search algorithm that is one of Optuna's samplers, run by Ray's `OptunaSearch`."""
+
+    options: ClassVar[type[NoOptions]] = OptunaOptions
+    learns = True
+
+    def sampler(self, options: Any, *, seed: int, space: dict[str, Any]) -> Any:
+        """The Optuna sampler to run (Optuna imported here, not when the file is checked)."""
+        raise NotImplementedError
+
+    def build(self, experiment: Experiment, *, max_concurrent: int | None) -> tuple[Any, dict[str, Any]]:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study on the user's terminal
+        spec = experiment.spec
+        sampler = self.sampler(experiment.search_options, seed=spec.seed, space=experiment.space)
+        from tunerd.searchers._optuna_search import TunerdOptunaSearch
+
+        searcher = TunerdOptunaSearch(experiment.space, sampler=sampler, metric=spec.metric, mode=spec.mode,
+                                      points=[dict(p) for p in spec.search.initial_points])
+        return searcher, {}  # the searcher returns whole configs, constants included
+
+
+def random_initial(options: Any) -> int:
+    return OPTUNA_RANDOM_INITIAL if options.random_initial is None else options.random_initial
+
+
+class DefineByRun:
+    """The define-by-run function OptunaSearch calls with each trial (a picklable object: the searcher's
+    state, this included, is saved with the experiment for `tunerd resume`)."""
+
+    def __init__(self, tree: dict[str, Any]) -> None:
+        self.tree = tree
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        return {CONFIG_KEY: _suggest(trial, self.tree, "")}
+
+
+def _label(prefix: str, key: str) -> str:
+    """`training.1.lr`: a path joined with `.`, which no parameter name holds (and Ray splits names on `/`)."""
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _suggest(trial: Any, tree: dict[str, Any], prefix: str) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for key, node in tree.items():
+        label = _label(prefix, key)
+        if isinstance(node, dict):
+            config[key] = _suggest(trial, node, label)
+        elif isinstance(node, Distribution):
+            config[key] = _number(trial, label, node)
+        elif isinstance(node, Choice):
+            index = trial.suggest_categorical(label, list(range(len(node.options))))
+            option = node.options[index]
+            config[key] = _suggest(trial, option, f"{label}.{index}") if isinstance(option, dict) else option
+        elif isinstance(node, Grid):
+            raise ValueError(f"{node.path}: Optuna's samplers cannot search a grid axis")
+        else:
+            config[key] = node
+    return config
+
+
+def _number(trial: Any, label: str, node: Distribution) -> int | float:
+    lo, hi, q = node.low, node.high, node.q
+    if node.kind in ("quniform", "qrandint"):
+        k = trial.suggest_int(label, math.ceil(lo / q - 1e-9), math.floor(hi / q + 1e-9))
+        value = quantize(k * q, q, lo, hi)
+        return int(value) if node.kind == "qrandint" else value
+    if node.kind in ("randint", "lograndint"):
+        return trial.suggest_int(label, int(lo), int(hi), log=node.kind == "lograndint")
+    if node.kind == "normal":  # [mean, sd]
+        return trial.suggest_float(label, lo - 3 * hi, lo + 3 * hi)
+    value = trial.suggest_float(label, lo, hi, log=node.is_log)
+    return quantize(value, q, lo, hi) if q is not None else value
+
+
+def point_to_params(point: dict[str, Any], tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """An initial point (whole or partial) as Optuna parameters for `enqueue_trial`; what it leaves out
+    Optuna samples."""
+    params: dict[str, Any] = {}
+    for key, value in point.items():
+        node, label = tree[key], _label(prefix, key)
+        if isinstance(node, dict):
+            params.update(point_to_params(value, node, label))
+        elif isinstance(node, Choice):
+            index = option_index(node, value)
+            if index is None:
+                raise UsageError(f"search.initial_points: {value!r} is not one of the options of {node.path}")
+            params[label] = index
+            if isinstance(node.options[index], dict):
+                params.update(point_to_params(value, node.options[index], f"{label}.{index}"))
+        elif isinstance(node, Distribution):
+            params[label] = round(value / node.q) if node.kind in ("quniform", "qrandint") else value
+    return params

@@ -1,0 +1,66 @@
+"""`algorithm: auto`: a backend picked from the space and the budget, and the reason, which `validate`'s plan,
+the launch header and `summary.json` give.
+
+The rules, in order (the figures behind them: benchmarks/search_peers.py, the README's search table):
+1. `grid` axes: `random` (the only model-free backend that crosses them with samples) — or `grid` when
+   every searched parameter is a `grid`/`choice` and the combinations fit the budget;
+2. every searched parameter a `choice` and the combinations fit the budget: `grid`, each tried once;
+3. a conditional choice (options that are mappings): `tpe` (it models each branch; a GP only the
+   parameters every trial has);
+4. more than GP_MAX_PARAMETERS searched parameters or more than GP_MAX_TRIALS trials: `tpe` (a GP's cost
+   per suggestion grows with the cube of the trials);
+5. otherwise: `gp`, Optuna's Gaussian process: on small continuous, integer and categorical spaces with
+   small budgets it finds the best configuration in the fewest trials.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tunerd.searchers.base import Accepts, SearchAlgorithm
+from tunerd.space import Choice, Distribution, Grid, grid_size, iter_nodes
+
+#: the largest space and budget `auto` gives to the Gaussian process
+GP_MAX_PARAMETERS = 12
+GP_MAX_TRIALS = 200
+
+
+class Auto(SearchAlgorithm):
+    name = "auto"
+    summary = "a backend picked from the space and the budget"
+    accepts = Accepts(grid_axes=True)
+
+    def resolve(self, space: dict[str, Any], num_samples: int | None) -> tuple[SearchAlgorithm, str]:
+        from tunerd.searchers import ALGORITHMS
+
+        budget = num_samples if num_samples is not None else self.default_num_samples
+        nodes = [node for node in iter_nodes(space) if not (isinstance(node, Choice) and len(node.options) < 2)]
+        searched = [node for node in nodes if isinstance(node, (Distribution, Choice, Grid))]
+        conditional = any(isinstance(node, Choice) and any(isinstance(o, dict) for o in node.options)
+                          for node in searched)
+        discrete = all(isinstance(node, (Choice, Grid)) for node in searched)
+        combinations = grid_size(space, choices_are_grid=True)
+        if discrete and combinations <= budget:
+            return ALGORITHMS.get("grid"), (f"every searched parameter is a choice and their {combinations} "
+                                            f"combinations fit the budget of {budget} trials: each is tried once")
+        if any(isinstance(node, Grid) for node in searched):
+            return ALGORITHMS.get("random"), "grid axes are crossed with random samples (only random does that)"
+        if conditional:
+            return ALGORITHMS.get("tpe"), "a conditional choice: TPE models each branch"
+        parameters = sum(1 for node in searched if not isinstance(node, Grid))
+        if parameters > GP_MAX_PARAMETERS or budget > GP_MAX_TRIALS:
+            what = (f"{parameters} searched parameters (over {GP_MAX_PARAMETERS})" if parameters > GP_MAX_PARAMETERS
+                    else f"a budget of {budget} trials (over {GP_MAX_TRIALS})")
+            return ALGORITHMS.get("tpe"), f"{what}: TPE scales where a Gaussian process slows down"
+        return ALGORITHMS.get("gp"), (f"{parameters} searched parameter{'s' if parameters != 1 else ''} and "
+                                      f"a budget of {budget} trials: a Gaussian process finds the best in the "
+                                      "fewest trials")
+
+    def trial_count(self, space: dict[str, Any], num_samples: int) -> int:
+        chosen, _ = self.resolve(space, num_samples)
+        return chosen.trial_count(space, 1 if chosen.name == "grid" else num_samples)
+
+    def build(self, experiment: Any, *, max_concurrent: int | None) -> tuple[Any, dict[str, Any]]:
+        raise RuntimeError("auto is resolved to a backend when the file is validated (Experiment.algorithm)")
+
+
+BACKEND = Auto()
