@@ -4,7 +4,11 @@ Runs, in this order, each benchmark's `run(quick)` (each also writes its own JSO
 - overhead.py: scheduling overhead against raw Ray Tune, and how it grows with the number of trials;
 - throughput.py: an epoch of cnn, mlp and rnn inside tunerd against a hand-written PyTorch loop;
 - utilisation.py: the share of the CPU slots a 24-trial ASHA experiment spends inside epochs;
-- search_quality.py: hyperopt+ASHA and bayesopt+ASHA against random search (trial-epochs), and Branin.
+- search_quality.py: hyperopt, bayesopt and auto (each + ASHA) against random search (trial-epochs), auto
+  against Optuna TPE + Hyperband, and Branin;
+- search_peers.py: every search algorithm and auto against Optuna's samplers on test functions, and
+  bayesopt's time per suggestion;
+- cli_latency.py: the read-only commands' start, whole processes.
 The GPU figures come from `gpu_check.py`, run on its own where a GPU is (see the README).
 
 Writes `benchmarks/results/run_all.json`; exits 1 if any target fails. `--quick` is a smoke run at smaller
@@ -12,7 +16,7 @@ sizes: the thresholds are the full sizes' (8 short trials cannot reach 0.90 util
 process's start weighs more), so its PASS/FAIL lines are shown but not judged, and it exits 0 when every
 benchmark ran.
 
-    python benchmarks/run_all.py            # everything, full size (about an hour on 2 cores)
+    python benchmarks/run_all.py            # everything, full size (about two hours on 2 cores)
     python benchmarks/run_all.py --quick    # smaller sizes: a look, not the figures for the README
     python benchmarks/run_all.py --only overhead,throughput
 """
@@ -30,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "benchmarks" / "results" / "run_all.json"
-BENCHMARKS = ("overhead", "throughput", "utilisation", "search_quality")
+BENCHMARKS = ("overhead", "throughput", "utilisation", "search_quality", "search_peers", "cli_latency")
 
 
 def main(argv: list[str] | None = None) -> int:

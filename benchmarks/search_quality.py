@@ -9,11 +9,15 @@ figures do not depend on the machine's load.
 validation images; the learning rate over five decades, the optimizer, the width and the dropout; 9 epochs).
 For each of 3 seeds (the seed also draws the data split, so each seed is its own problem):
 - random search, 32 trials, FIFO (every trial trains its 9 epochs): its best val_accuracy is the bar;
-- hyperopt + ASHA and bayesopt + ASHA (rungs at epochs 1 and 3, reduction factor 3), 32 trials each.
+- hyperopt + ASHA, bayesopt + ASHA and auto + ASHA (rungs at epochs 1 and 3, reduction factor 3), 32 trials
+  each, through tunerd;
+- the peer: Optuna's TPE with its Hyperband pruner (the same rungs), 32 trials, 2 at once, run directly on the
+  same training code (`optuna_peer`).
 Every report (one per trial-epoch) is counted in the order the driver received it (tunerd's `--json-lines`
 events). A searcher *reaches* random's result at the first report after which its best-so-far val_accuracy
-is >= random's final best - 0.005. Target: that point, as a fraction of random's total trial-epochs, is
-<= 1/3 (median of the 3 seeds; a seed that never reaches counts as infinite).
+is >= random's final best - 0.005. Targets: that point, as a fraction of random's total trial-epochs, is
+<= 1/3 for each of tunerd's searches, and auto's is no more than Optuna TPE + Hyperband's (median of the 3
+seeds; a seed that never reaches counts as infinite).
 
 **Branin** (`benchmarks/spaces/branin.yaml`, the trainable `benchmarks.workloads:branin`, minimised over
 x1 in [-5, 10], x2 in [0, 15]; minimum 0.397887), 60 trials, FIFO, each trial one evaluation:
@@ -67,7 +71,10 @@ BRANIN_MINIMUM = 0.397887
 REACH_TOLERANCE = 0.005
 EPOCH_FRACTION = 1 / 3
 BAYESOPT_GAP = 0.05
-MODEL_BASED = ("hyperopt", "bayesopt")
+#: tunerd's model-based searches, each with ASHA
+MODEL_BASED = ("hyperopt", "bayesopt", "auto")
+#: the peer: Optuna's TPE with its Hyperband pruner, run directly on the same training code
+OPTUNA_PEER = "optuna-tpe-hyperband"
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,58 @@ def launch(path: Path, overrides: list[str], name: str, storage: str) -> Run:
     return Run(name, spec.search.algorithm, spec.seed, reports, round(wall, 1))
 
 
+def optuna_peer(path: Path, seed: int, trials: int) -> Run:
+    """Optuna as a user would run it on the same problem: `TPESampler(seed)` with `HyperbandPruner` (rungs
+    from 1 to 9 epochs, reduction factor 3, ASHA's settings), `study.optimize(n_jobs=2)` (2 trials at once,
+    as tunerd runs them), each trial the built-in cnn's own training loop (`trainables.run_training`) on
+    the same data and split, reporting val_accuracy each epoch and pruned when Optuna says so. The space is
+    the experiment file's, in tunerd's define-by-run encoding (the config a trial gets is the same)."""
+    import threading
+
+    import optuna
+    import torch
+
+    from trainables import TrialContext, run_training
+    from tunerd import spec as speclib
+    from tunerd.searchers._optuna import CONFIG_KEY, DefineByRun
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    experiment = speclib.load(path, [f"seed={seed}"])
+    context = TrialContext(trainable="cnn", data=experiment.data_for_trainable(), seed=seed,
+                           max_epochs=experiment.spec.stop.max_epochs, metric="val_accuracy", mode="max")
+    define = DefineByRun(experiment.space)
+    reports: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def objective(trial: Any) -> float:
+        config = define(trial)[CONFIG_KEY]
+        best = [-math.inf]
+
+        def report(metrics: dict[str, Any], checkpoint: Any) -> None:
+            value, epoch = metrics["val_accuracy"], int(metrics["epoch"])
+            with lock:
+                reports.append({"trial_id": trial.number, "epoch": epoch, "val_accuracy": value})
+            best[0] = max(best[0], value)
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        run_training(config, context, report=report)
+        return best[0]
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core per trial, as tunerd's trials get
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+                                pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9,
+                                                                      reduction_factor=3))
+    started = time.monotonic()
+    try:
+        study.optimize(objective, n_trials=trials, n_jobs=2)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return Run(f"{OPTUNA_PEER}-{seed}", OPTUNA_PEER, seed, reports, round(time.monotonic() - started, 1))
+
+
 def reach(curve: list[float], target: float) -> int | None:
     """The 1-based count of reports after which `curve` (best-so-far, max) is >= target; None: never."""
     return next((i for i, best in enumerate(curve, start=1) if best >= target), None)
@@ -142,12 +201,13 @@ def mnist(plan: Plan, storage: str) -> dict[str, Any]:
         for algorithm in MODEL_BASED:
             runs[algorithm] = launch(MNIST, [*common, f"search.algorithm={algorithm}", "scheduler.name=asha"],
                                      f"{algorithm}-{seed}", storage)
+        runs[OPTUNA_PEER] = optuna_peer(MNIST, seed, plan.mnist_trials)
         curves = {name: run.best_so_far("val_accuracy", "max") for name, run in runs.items()}
         bar, total = curves["random"][-1], len(curves["random"])
         row: dict[str, Any] = {"seed": seed, "random_best": bar, "random_trial_epochs": total,
                                "target": round(bar - REACH_TOLERANCE, 6), "curves": curves,
                                "wall_s": {name: run.wall_s for name, run in runs.items()}}
-        for algorithm in MODEL_BASED:
+        for algorithm in (*MODEL_BASED, OPTUNA_PEER):
             reached = reach(curves[algorithm], bar - REACH_TOLERANCE)
             row[algorithm] = {"best": curves[algorithm][-1], "trial_epochs": len(curves[algorithm]),
                               "reached_at": reached,
@@ -156,9 +216,9 @@ def mnist(plan: Plan, storage: str) -> dict[str, Any]:
         print(f"mnist seed {seed}: random best {bar:.4f} in {total} trial-epochs; "
               + "; ".join(f"{a} best {row[a]['best']:.4f}, reached {bar - REACH_TOLERANCE:.4f} at "
                           f"{row[a]['reached_at'] or 'never'} of {row[a]['trial_epochs']} trial-epochs"
-                          for a in MODEL_BASED), flush=True)
-    return {"seeds": seeds,
-            "median_fraction": {a: statistics.median(s[a]["fraction"] for s in seeds) for a in MODEL_BASED}}
+                          for a in (*MODEL_BASED, OPTUNA_PEER)), flush=True)
+    return {"seeds": seeds, "median_fraction": {a: statistics.median(s[a]["fraction"] for s in seeds)
+                                                for a in (*MODEL_BASED, OPTUNA_PEER)}}
 
 
 def branin(plan: Plan, storage: str) -> dict[str, Any]:
@@ -185,6 +245,12 @@ def rows_of(mnist_result: dict[str, Any], branin_result: dict[str, Any]) -> list
                      "measured": round(fraction, 4) if math.isfinite(fraction) else None,
                      "threshold": round(EPOCH_FRACTION, 4), "unit": "x random's trial-epochs (lower is better)",
                      "pass": fraction <= EPOCH_FRACTION})
+    auto, peer = mnist_result["median_fraction"]["auto"], mnist_result["median_fraction"][OPTUNA_PEER]
+    rows.append({"target": "mnist cnn: auto + ASHA reaches random search's best in no more trial-epochs than "
+                           "Optuna TPE + Hyperband (median of seeds)",
+                 "measured": round(auto, 4) if math.isfinite(auto) else None,
+                 "threshold": round(peer, 4) if math.isfinite(peer) else None,
+                 "unit": "x random's trial-epochs (lower is better)", "pass": auto <= peer})
     gap = branin_result["median"]["bayesopt"] - BRANIN_MINIMUM
     rows.append({"target": "branin: bayesopt's best after the trials, above the minimum 0.397887 (median of seeds)",
                  "measured": round(gap, 4), "threshold": BAYESOPT_GAP, "unit": "above the minimum (lower is better)",
@@ -204,8 +270,10 @@ def plot(mnist_result: dict[str, Any], trials: int, path: Path) -> None:
 
     seeds = mnist_result["seeds"]
     figure, axes = plt.subplots(1, len(seeds), figsize=(5.2 * len(seeds), 4.2), squeeze=False, sharey=True)
-    colours = {"random": "tab:gray", "hyperopt": "tab:blue", "bayesopt": "tab:orange"}
-    labels = {"random": "random, FIFO", "hyperopt": "hyperopt + ASHA", "bayesopt": "bayesopt + ASHA"}
+    colours = {"random": "tab:gray", "hyperopt": "tab:blue", "bayesopt": "tab:orange", "auto": "tab:green",
+               OPTUNA_PEER: "tab:purple"}
+    labels = {"random": "random, FIFO", "hyperopt": "hyperopt + ASHA", "bayesopt": "bayesopt + ASHA",
+              "auto": "auto + ASHA", OPTUNA_PEER: "Optuna TPE + Hyperband"}
     for axis, row in zip(axes[0], seeds):
         for name, curve in row["curves"].items():
             axis.step(range(1, len(curve) + 1), curve, where="post", color=colours[name], label=labels[name])
@@ -213,7 +281,7 @@ def plot(mnist_result: dict[str, Any], trials: int, path: Path) -> None:
                      label=f"random's best - {REACH_TOLERANCE}")
         axis.axvline(row["random_trial_epochs"] * EPOCH_FRACTION, color="tab:red", linestyle="--", linewidth=1,
                      label="1/3 of random's trial-epochs")
-        for algorithm in MODEL_BASED:
+        for algorithm in (*MODEL_BASED, OPTUNA_PEER):
             if row[algorithm]["reached_at"] is not None:
                 axis.plot(row[algorithm]["reached_at"], row["target"], "o", color=colours[algorithm])
         axis.set_title(f"seed {row['seed']}")

@@ -165,3 +165,25 @@ def test_the_registry_finds_each_public_module_and_refuses_two_of_one_name(packa
 
 def test_options_models_are_pydantic():
     assert all(issubclass(a.options, BaseModel) for a in ALGORITHMS)
+
+
+@pytest.mark.parametrize("space, budget, picked, why", [
+    ({"x": {"uniform": [0, 1]}, "c": {"choice": [1, 2]}}, None, "gp", "2 searched parameters and a budget of 40"),
+    ({"a": {"choice": [1, 2, 3]}, "b": {"choice": ["x", "y"]}}, None, "grid", "their 6 combinations fit"),
+    ({"a": {"choice": [1, 2, 3]}, "b": {"choice": ["x", "y"]}}, 4, "gp", "a budget of 4 trials"),
+    ({"x": {"uniform": [0, 1]}, "g": {"grid": [1, 2]}}, None, "random", "grid axes"),
+    ({"m": {"choice": [{"k": 1}, {"k": 2, "v": {"uniform": [0, 1]}}]}}, None, "bayesopt", "a conditional choice"),
+    ({"m": {"choice": [{"k": 1}, {"k": 2, "v": {"uniform": [0, 1]}}]}}, 250, "tpe", "a budget of 250 trials"),
+    ({f"x{i}": {"uniform": [0, 1]} for i in range(13)}, None, "tpe", "13 searched parameters (over 12)"),
+    ({"x": {"uniform": [0, 1]}}, 300, "tpe", "a budget of 300 trials (over 200)"),
+])
+def test_auto_picks_a_backend_from_the_space_and_the_budget_and_says_why(space, budget, picked, why):
+    search = {"algorithm": "auto", **({"num_samples": budget} if budget else {})}
+    experiment = speclib.validate({**FILE, "space": space, "search": search})
+    assert experiment.algorithm.name == picked and why in experiment.chosen_because
+    assert experiment.algorithm_label == f"auto -> {picked}"
+    assert experiment.algorithm_record() == {"name": picked, "chosen_by": "auto", "why": experiment.chosen_because}
+    assert api.plan(experiment)["algorithm"].startswith(f"auto -> {picked} (")
+    assert experiment.resolved()["search"]["algorithm"] == "auto"  # spec.yaml: resume picks the same again
+    if picked == "grid":
+        assert experiment.trial_count == 6  # each combination once, whatever the budget

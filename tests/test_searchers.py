@@ -203,3 +203,11 @@ def test_cmaes_searches_numbers(ray_session, in_repo, write_spec, tmp_path):
     assert all(-5 <= t["config"]["x1"] <= 10 and 0 <= t["config"]["x2"] <= 15 for t in trials)
     assert len({(t["config"]["x1"], t["config"]["x2"]) for t in trials}) == 12
     assert outcome.summary["best"]["metric"] == pytest.approx(0.397887, abs=1e-3)
+
+
+def test_auto_runs_what_it_picked_and_records_why(ray_session, in_repo, write_spec, tmp_path):
+    outcome = run(write_spec, tmp_path, "auto", **{"search.num_samples": 4})
+    summary = json.loads((outcome.folder / "summary.json").read_text())
+    assert summary["algorithm"]["name"] == "gp" and summary["algorithm"]["chosen_by"] == "auto"
+    assert "searched parameters" in summary["algorithm"]["why"]
+    assert len(summary["trials"]) == 4 and summary["trials"][0]["config"] == {"x": 2.0, "offset": 0.0, "epochs": 3}

@@ -445,8 +445,11 @@ def _print_show(shown: Shown) -> None:
 
     summary, metric = shown.summary, shown.summary.metric
     counts = summary.counts
+    searched = summary.algorithm or {}
+    by = f" by {'auto -> ' if searched.get('chosen_by') else ''}{searched['name']}" if searched.get("name") else ""
     click.echo(f"{summary.name}: {shown.state}, {sum(counts.values())} of {summary.trial_count} trials "
-               f"({', '.join(f'{n} {k}' for k, n in counts.items() if n)}), optimising {metric} ({summary.mode})")
+               f"({', '.join(f'{n} {k}' for k, n in counts.items() if n)}), optimising {metric} ({summary.mode})"
+               f"{by}")
     click.echo("")
     varying = _varying_keys([row.trial.config or {} for row in shown.trials])
     click.echo(f"{'rank':>4}  {'trial':<11}  {'status':<9}  {'epochs':>6}  {metric:>12}  searched config")

@@ -65,9 +65,14 @@ LENGTH_SCALE_RANGE = (1e-2, 1e2)
 #: suggestions, and in between from the previous fit, once (see `_fit_noise`)
 FULL_FIT_EVERY = 10
 FULL_FIT_RESTARTS = 2
+#: in between, the hyperparameters are refitted (warm) every this many suggestions and kept as they are
+#: for the others
+REFIT_EVERY = 2
 #: the acquisition's maximisation (`maximise_acquisition`)
-RANDOM_CANDIDATES = 10_000
-LOCAL_STARTS = 4
+RANDOM_CANDIDATES = 3_000
+NEAR_CANDIDATES = 2_000
+NEAR_BEST = 5
+LOCAL_STARTS = 3
 _STATE_VERSION = 1
 
 
@@ -107,20 +112,27 @@ class KernelStart:
 def maximise_acquisition(acq: Any, space: Any, random_state: np.random.RandomState) -> np.ndarray:
     """The point maximising the acquisition (`acq` returns its negative, for a batch of points).
 
-    bayes_opt's own way, at a fraction of its cost: the best of RANDOM_CANDIDATES random points, then
-    L-BFGS-B over the continuous dimensions from the LOCAL_STARTS best of them. bayes_opt starts 10 local
-    searches whose numerical gradients ask the GP for one point at a time (about 2,000 predictions per
-    suggestion: 0.28 s at 100 observations); here each step's value and finite differences are one batched
-    prediction, from 4 starts (as good on Branin and Hartmann-6 over 8 seeds, see the README). Integer and
-    categorical dimensions keep the candidates' values (bayes_opt rounds them in its kernel)."""
+    bayes_opt's own way, at a fraction of its cost: the best of many candidates, then L-BFGS-B over the
+    continuous dimensions from the LOCAL_STARTS best of them. bayes_opt draws 10,000 candidates at random
+    and starts 10 local searches whose numerical gradients ask the GP for one point at a time (about 2,000
+    predictions per suggestion: 0.28 s at 100 observations). Here the candidates are RANDOM_CANDIDATES
+    random points and NEAR_CANDIDATES Gaussian steps (a twentieth of each width) around the NEAR_BEST best
+    observations, where the acquisition's maximum usually is; and each local step's value and finite
+    differences are one batched prediction. Integer and categorical dimensions keep the candidates' values
+    (bayes_opt rounds them in its kernel)."""
+    moving = np.asarray(space.continuous_dimensions, dtype=bool)
+    low, high = space.bounds[:, 0], space.bounds[:, 1]
     x = space.random_sample(RANDOM_CANDIDATES, random_state=random_state)
+    if moving.any() and len(space.target):
+        best = space.params[np.argsort(space.target)[-NEAR_BEST:]]
+        around = best[random_state.randint(len(best), size=NEAR_CANDIDATES)]
+        around = around + random_state.normal(size=around.shape) * (high - low) * moving / 20
+        x = np.vstack([x, np.clip(around, low, high)])
     ys = np.asarray(acq(x)).ravel()
     starts = np.argsort(ys)[:LOCAL_STARTS]
     winner, winner_y = x[starts[0]], ys[starts[0]]
-    moving = np.asarray(space.continuous_dimensions, dtype=bool)
     if not moving.any():
         return winner
-    low, high = space.bounds[:, 0], space.bounds[:, 1]
     for start in x[starts]:
         point, value = _polish(acq, start, low, high, moving)
         if value < winner_y:
@@ -396,7 +408,7 @@ class BayesOptSearcher(LearnsBestEpoch, Searcher):
             for point, ts in by_key.values():
                 opt.space.register(point, float(np.mean(ts)))
             warm = self._kernel_start if self._fits % FULL_FIT_EVERY else None
-            noise_sd, self._kernel_start = _fit_noise(opt, warm)
+            noise_sd, self._kernel_start = _fit_noise(opt, warm, optimise=self._fits % REFIT_EVERY == 0)
             self._fits += 1
             if isinstance(acquisition, ExpectedImprovement):
                 acquisition.xi = max(EI_XI, noise_sd)
@@ -437,7 +449,8 @@ def default_random_initial(parameters: int) -> int:
     return max(BAYESOPT_MIN_RANDOM, 2 * parameters)
 
 
-def _fit_noise(opt: BayesianOptimization, start: KernelStart | None = None) -> tuple[float, KernelStart]:
+def _fit_noise(opt: BayesianOptimization, start: KernelStart | None = None, *,
+               optimise: bool = True) -> tuple[float, KernelStart]:
     """Learn the observation noise of what `opt` holds, and set its GP up to model the noise-free function.
 
     bayes_opt's GP is a Matern 2.5 kernel with a fixed jitter (alpha 1e-6): values are taken as exact. Here
@@ -454,10 +467,14 @@ def _fit_noise(opt: BayesianOptimization, start: KernelStart | None = None) -> t
     34-39% with the single scale; on Branin the median best went from 0.3980 to 0.39790.
 
     `start`: the previous suggestion's fitted hyperparameters. One more point moves them little, so the fit
-    starts there and runs once instead of from 6 starting points (bayes_opt's 5 restarts): at 100
-    observations the fit took 0.28 s of a 0.55 s suggestion. Every `FULL_FIT_EVERY`-th fit starts afresh,
-    with the restarts, so a fit cannot stay in a poor local optimum.
+    starts there and runs once instead of from 3 starting points, and with `optimise` false they are
+    taken as they are (the GP still conditions on every observation): the fit took 0.28 s of a 0.55 s
+    suggestion at 100 observations. Every `FULL_FIT_EVERY`-th fit starts afresh, with the restarts, so a fit
+    cannot stay in a poor local optimum.
     """
+    if start is not None and not optimise:
+        _use(opt, start.length_scales, start.noise)
+        return float(math.sqrt(start.noise) * np.std(opt.space.target)), start
     widths = np.maximum(opt.space.bounds[:, 1] - opt.space.bounds[:, 0], 1e-9)
     scales, noise = (start.length_scales, start.noise) if start is not None else (widths, NOISE_START)
     matern = Matern(length_scale=scales, nu=2.5,
@@ -468,10 +485,15 @@ def _fit_noise(opt: BayesianOptimization, start: KernelStart | None = None) -> t
         warnings.simplefilter("ignore")  # sklearn's convergence warnings, as bayes_opt silences them
         bayes_opt_regressor(opt).fit(opt.space.params, opt.space.target)
     fitted = bayes_opt_regressor(opt).kernel_  # the wrapped Matern + WhiteKernel, fitted
-    opt.set_gp_params(kernel=Matern(length_scale=fitted.k1.length_scale, length_scale_bounds="fixed", nu=2.5),
-                      alpha=fitted.k2.noise_level + 1e-6)
+    _use(opt, fitted.k1.length_scale, fitted.k2.noise_level)
     noise_sd = float(math.sqrt(fitted.k2.noise_level) * np.std(opt.space.target))  # normalize_y: relative units
     return noise_sd, KernelStart(np.atleast_1d(fitted.k1.length_scale).copy(), float(fitted.k2.noise_level))
+
+
+def _use(opt: BayesianOptimization, length_scales: Any, noise: float) -> None:
+    """The GP `opt.suggest` fits: these hyperparameters fixed, the noise in `alpha` (the training points only)."""
+    opt.set_gp_params(kernel=Matern(length_scale=length_scales, length_scale_bounds="fixed", nu=2.5),
+                      alpha=noise + 1e-6)
 
 
 def _check_metric_mode(metric: Any, mode: Any) -> None:
