@@ -72,6 +72,7 @@ REFIT_EVERY = 2
 RANDOM_CANDIDATES = 3_000
 NEAR_CANDIDATES = 2_000
 NEAR_BEST = 5
+MIXED_CANDIDATES = 10_000
 LOCAL_STARTS = 3
 _STATE_VERSION = 1
 
@@ -118,12 +119,16 @@ def maximise_acquisition(acq: Any, space: Any, random_state: np.random.RandomSta
     predictions per suggestion: 0.28 s at 100 observations). Here the candidates are RANDOM_CANDIDATES
     random points and NEAR_CANDIDATES Gaussian steps (a twentieth of each width) around the NEAR_BEST best
     observations, where the acquisition's maximum usually is; and each local step's value and finite
-    differences are one batched prediction. Integer and categorical dimensions keep the candidates' values
-    (bayes_opt rounds them in its kernel)."""
+    differences are one batched prediction. On a space with integer or categorical dimensions the candidates
+    are MIXED_CANDIDATES random points only: steps around the best observations keep their categories, and
+    on the benchmark's conditional problem they held the search in the branch it found first (median
+    regret 0.20 against 0.02). Those dimensions keep the candidates' values (bayes_opt rounds them in its
+    kernel)."""
     moving = np.asarray(space.continuous_dimensions, dtype=bool)
     low, high = space.bounds[:, 0], space.bounds[:, 1]
-    x = space.random_sample(RANDOM_CANDIDATES, random_state=random_state)
-    if moving.any() and len(space.target):
+    continuous = bool(moving.all())
+    x = space.random_sample(RANDOM_CANDIDATES if continuous else MIXED_CANDIDATES, random_state=random_state)
+    if continuous and len(space.target):
         best = space.params[np.argsort(space.target)[-NEAR_BEST:]]
         around = best[random_state.randint(len(best), size=NEAR_CANDIDATES)]
         around = around + random_state.normal(size=around.shape) * (high - low) * moving / 20
