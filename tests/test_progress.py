@@ -7,12 +7,13 @@ import sys
 import time
 
 from tests.conftest import REPO
+from tunerd.objectives import Goal
 from tunerd.progress import ProgressView
 from tunerd.results import ExperimentRecord
 
 
 def test_the_table_shows_running_trials_the_best_so_far_and_the_time_left(tmp_path):
-    record = ExperimentRecord(tmp_path, name="x", metric="val_accuracy", mode="max", trial_count=4)
+    record = ExperimentRecord(tmp_path, name="x", goal=Goal.single("val_accuracy", "max"), trial_count=4)
     view = ProgressView(record, quiet=True, max_epochs=10)
     view._start = time.monotonic() - 60  # a minute in
     for index, trial_id in enumerate(["e_00000", "e_00001", "e_00002"]):

@@ -23,7 +23,7 @@ FILE = {"name": "t", "trainable": "tests.fixtures.toy:quadratic", "metric": "los
 
 
 def test_the_built_in_backends_are_registered():
-    assert ALGORITHMS.names() == ("auto", "bayesopt", "cmaes", "gp", "grid", "hyperopt", "random", "tpe")
+    assert ALGORITHMS.names() == ("auto", "bayesopt", "cmaes", "gp", "grid", "hyperopt", "nsga2", "random", "tpe")
     assert SCHEDULERS.names() == ("asha", "fifo", "median")
 
 

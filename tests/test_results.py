@@ -9,12 +9,13 @@ from types import SimpleNamespace
 import numpy as np
 from pyarrow.fs import LocalFileSystem
 
+from tunerd.objectives import Goal
 from tunerd.results import ExperimentRecord, RecordCallback, _jsonable, compact_json
 from tunerd.tensorboard import HParamsTensorBoardCallback
 
 
 def record_with_trials(tmp_path, n: int = 5) -> ExperimentRecord:
-    record = ExperimentRecord(tmp_path, name="x", metric="loss", mode="min", trial_count=n + 2)
+    record = ExperimentRecord(tmp_path, name="x", goal=Goal.single("loss", "min"), trial_count=n + 2)
     for i in range(n):
         config = {"lr": 10.0 ** -i, "group": {"units": np.int64(8 * (i + 1))}, "shape": (1, 2)}
         record.started_trial(f"t{i}", config, i)
@@ -37,7 +38,7 @@ def test_summary_file_holds_the_summary(tmp_path):
 
 
 def test_summary_file_without_trials(tmp_path):
-    ExperimentRecord(tmp_path, name="x", metric="loss", mode="min", trial_count=3).write()
+    ExperimentRecord(tmp_path, name="x", goal=Goal.single("loss", "min"), trial_count=3).write()
     assert json.loads((tmp_path / "summary.json").read_text())["trials"] == []
 
 
@@ -54,11 +55,11 @@ def test_compact_json_matches_the_slow_path():
 
 def test_best_is_the_first_ranked_ties_included(tmp_path):
     for mode in ("min", "max"):
-        record = ExperimentRecord(tmp_path, name="x", metric="m", mode=mode, trial_count=4)
+        record = ExperimentRecord(tmp_path, name="x", goal=Goal.single("m", mode), trial_count=4)
         for i, value in enumerate([2.0, 1.0, 2.0, 1.0]):
             record.add_result(f"t{i}", {}, {"epoch": 1, "m": value})
         assert record.best() is record.ranked()[0]
-    assert ExperimentRecord(tmp_path, name="x", metric="m", mode="min", trial_count=1).best() is None
+    assert ExperimentRecord(tmp_path, name="x", goal=Goal.single("m", "min"), trial_count=1).best() is None
 
 
 class CountingRecord(ExperimentRecord):
@@ -71,7 +72,7 @@ class CountingRecord(ExperimentRecord):
 def test_record_is_written_at_most_once_an_interval_and_at_the_end(tmp_path, monkeypatch):
     clock = [100.0]
     monkeypatch.setattr("tunerd.results.time.monotonic", lambda: clock[0])
-    record = CountingRecord(tmp_path, name="x", metric="loss", mode="min", trial_count=50)
+    record = CountingRecord(tmp_path, name="x", goal=Goal.single("loss", "min"), trial_count=50)
     callback = RecordCallback(record, max_epochs=1, min_interval_s=1.0)
     trials = [SimpleNamespace(trial_id=f"t{i}", config={}, error_file=None) for i in range(50)]
     for trial in trials:  # 50 trials start, report and end within the same instant
@@ -103,7 +104,7 @@ class FakeTrial:
 def test_event_file_is_read_back_by_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    callback = HParamsTensorBoardCallback("loss")
+    callback = HParamsTensorBoardCallback(("loss",))
     trial = FakeTrial(tmp_path)
     callback.log_trial_start(trial)
     for epoch in (1, 2):
@@ -141,6 +142,6 @@ def test_one_ranking_best_first_ties_to_the_earlier_trial_unscored_last():
         return TrialRecord(trial_id=f"t{index}", config={}, index=index, best={} if value is None else {"m": value})
 
     trials = [trial(3, 1.0), trial(0, None), trial(1, 2.0), trial(2, 1.0), trial(4, float("nan"))]
-    assert [t.trial_id for t in rank_trials(trials, "m", "min")] == ["t2", "t3", "t1", "t0", "t4"]
-    assert [t.trial_id for t in rank_trials(trials, "m", "max")] == ["t1", "t2", "t3", "t0", "t4"]
-    assert best_trial(trials, "m", "min") is rank_trials(trials, "m", "min")[0]
+    assert [t.trial_id for t in rank_trials(trials, Goal.single("m", "min"))] == ["t2", "t3", "t1", "t0", "t4"]
+    assert [t.trial_id for t in rank_trials(trials, Goal.single("m", "max"))] == ["t1", "t2", "t3", "t0", "t4"]
+    assert best_trial(trials, Goal.single("m", "min")) is rank_trials(trials, Goal.single("m", "min"))[0]

@@ -141,9 +141,10 @@ def test_trials_tune_finished_before_the_record_saw_it_are_brought_up_to_date(tm
 
     import pandas as pd
 
+    from tunerd.objectives import Goal
     from tunerd.results import ExperimentRecord
 
-    record = ExperimentRecord(tmp_path, name="x", metric="loss", mode="min", trial_count=2)
+    record = ExperimentRecord(tmp_path, name="x", goal=Goal.single("loss", "min"), trial_count=2)
     record.started_trial("t_1", {"x": 1.0}, 0)
     record.add_result("t_1", {"x": 1.0}, {"epoch": 1, "loss": 3.0})
     rows = pd.DataFrame([{"epoch": e, "loss": 4.0 - e, "trial_id": "t_1"} for e in (1, 2, 3)])

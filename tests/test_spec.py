@@ -98,7 +98,7 @@ def test_unknown_keys_get_did_you_mean_with_file_and_line(write_spec):
 def test_bad_enum_values_and_types(write_spec):
     text = "\n".join(problems_of(write_spec, BASE.replace("mode: min", "mode: maximize")
                                  + "search: {algorithm: hyperop, num_samples: 0}\nresources: {cpu: two}\n"))
-    assert ("search.algorithm: must be one of auto, bayesopt, cmaes, gp, grid, hyperopt, random, tpe; got "
+    assert ("search.algorithm: must be one of auto, bayesopt, cmaes, gp, grid, hyperopt, nsga2, random, tpe; got "
             "'hyperop' (did you mean 'hyperopt'?)") in text
     assert "search.num_samples: input should be greater than or equal to 1" in text
     assert "resources.cpu:" in text and "mode: must be one of max, min" in text
@@ -230,3 +230,62 @@ def test_data_section_rules(write_spec, tmp_path):
     assert f"data.path: {tmp_path}/nothing.csv: no such file or folder" in text
     text = "\n".join(problems_of(write_spec, builtin + "data: {name: wine, folds: 1, colour: red}\n"))
     assert "data.folds: one fold is no cross-validation" in text and "data.colour: unknown key" in text
+
+
+OBJECTIVES = """\
+name: t
+trainable: tests.fixtures.toy:tradeoff
+objectives:
+  - {metric: error, mode: min}
+  - {metric: cost, mode: min}
+space:
+  size: {randint: [0, 12]}
+"""
+
+
+def test_objectives_set_the_goal_and_the_select_objective(write_spec):
+    experiment = load_text(write_spec, OBJECTIVES + "constraints: {cost: {max: 8}}\nselect: {objective: cost}\n"
+                                                    "search: {algorithm: nsga2}\n")
+    goal = experiment.spec.goal()
+    assert goal.metrics == ("error", "cost") and goal.select == "cost" and goal.is_multi
+    assert [c.describe() for c in goal.constraints] == ["cost <= 8"]
+    assert (experiment.spec.metric, experiment.spec.mode) == ("cost", "min")  # what best/ and checkpoints follow
+    resolved = experiment.resolved()
+    assert "metric" not in resolved and resolved["objectives"][1] == {"metric": "cost", "mode": "min"}
+    assert speclib.validate(resolved).spec.goal() == goal  # spec.yaml validates again (resume)
+
+
+def test_auto_with_several_objectives_picks_a_multi_objective_sampler(write_spec):
+    experiment = load_text(write_spec, OBJECTIVES + "search: {algorithm: auto, num_samples: 40}\n")
+    assert experiment.algorithm.name == "tpe" and "2 objectives" in experiment.chosen_because
+    experiment = load_text(write_spec, OBJECTIVES + "search: {algorithm: auto, num_samples: 400}\n")
+    assert experiment.algorithm.name == "nsga2"
+
+
+def test_objective_mistakes_are_named(write_spec):
+    text = "\n".join(problems_of(write_spec, OBJECTIVES.replace("cost, mode: min", "error, mode: max")
+                                 + "metric: loss\nselect: {objective: eror}\nconstraints: {cost: {}, error: "
+                                   "{min: 2, max: 1}}\nsearch: {algorithm: hyperopt}\nstop: {target: 0.1}\n"))
+    assert "metric: give either metric/mode or objectives, not both" in text
+    assert "objectives[1].metric: 'error' is already objective 0" in text
+    assert "select.objective: must be one of the objectives (error, error); got 'eror'" in text
+    assert "constraints.cost: give min, max or both" in text
+    assert "constraints.error: min (2) is above max (1)" in text
+    text = "\n".join(problems_of(write_spec, OBJECTIVES + "search: {algorithm: hyperopt}\nstop: {target: 0.1}\n"))
+    assert "search.algorithm: hyperopt optimises one objective; with several objectives use gp, grid, nsga2, " \
+           "random, tpe or auto" in text
+    assert "stop.target: a target stops on one metric" in text
+
+
+def test_built_in_metrics_and_tabular_knobs_are_checked_against_the_data(write_spec):
+    base = ("name: t\ntrainable: mlp\ndata: {name: digits}\nobjectives:\n  - {metric: val_accuracy, mode: max}\n"
+            "  - {metric: int8_bytes, mode: min}\nconstraints: {n_features: {max: 10}, latency: {max: 1}}\n"
+            "space:\n  select_features: {choice: [4, 8]}\nsearch: {algorithm: tpe}\n")
+    text = "\n".join(problems_of(write_spec, base))
+    assert "objectives[1].metric: int8_bytes is measured on each trial's int8 copy: set export.quantize: true" in text
+    assert "constraints.n_features: n_features is reported for tabular data; this data set is image" in text
+    assert "constraints.latency: built-in trainables report" in text and "(did you mean 'latency_ms'?)" in text
+    assert "space.select_features: select_features works on tabular data; this data set is image" in text
+    experiment = load_text(write_spec, base.replace("digits", "wine").replace(", latency: {max: 1}", "")
+                           + "export: {quantize: true}\n")
+    assert experiment.spec.goal().metrics == ("val_accuracy", "int8_bytes")

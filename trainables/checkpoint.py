@@ -22,12 +22,15 @@
     rng             {"torch", "cuda", "shuffle", "augment"}: global CPU / CUDA generators (dropout, weight
                     init), the batch-order generator, and the augmentation generator (on the data's device)
                     as {"device": "cpu" | "cuda", "state": ByteTensor}
+    prune           {"amount", "start", "last"}: the pruning schedule (`pruning.PruneSchedule`: early stopping
+                    may have moved it forward), or None without the `prune` knob (absent before it)
 
 The model record. `model_config` is flat: the family's knobs (cnn, mlp, rnn fields; an ensemble's base's),
 plus for `trainable: ensemble` its `method`, `members`, `base`, `sample_fraction`, plus `folds: k` for a
 k-fold cross-validated trial (absent otherwise). `build_model` turns it into the predictor:
 
-    cnn / mlp / rnn         the family's module: `features.*`, `classifier.*`
+    cnn / mlp / rnn         the family's module: `features.*`, `classifier.*`; an mlp with `select_features`
+                            or `pca` also `feature_map.columns` / `.mean` / `.components` (its training-split fit)
     ensemble                `Ensemble`: `members.{m}.*` (member m's model) and `weights` (M,): 1 each for
                             bagging, SAMME's alphas for boosting; it predicts log(sum_m w_m p_m / sum_m w_m)
     folds: k (either above) `Ensemble` of k `Recoded`: `members.{f}.model.*` (fold f's model or ensemble),

@@ -25,6 +25,11 @@ CELLS = ("lstm", "gru")
 ENSEMBLE = "ensemble"
 METHODS = ("bagging", "boosting")
 BASES = ("cnn", "mlp", "rnn")
+#: the most of a model's weights `prune` may zero: beyond it too few are left to fine-tune
+MAX_PRUNE = 0.95
+#: knobs only tabular data takes (fitted on the training split: `trainables.features`); the spec checker
+#: rejects them for image and text data, and a trial on such data stops at its start
+TABULAR_KNOBS = ("select_features", "pca")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +56,9 @@ class TrainingConfig:
     #: mixed precision (float16 autocast + GradScaler): None (the default) = on when the trial trains on
     #: CUDA; false = off; on the CPU it has no effect either way (`optim.amp_enabled`)
     amp: bool | None = None
+    #: the fraction of each model's weights zeroed by global magnitude pruning before its last fine-tune
+    #: epochs (`trainables.pruning`); 0 = off
+    prune: float = 0.0
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "lr", self.lr, "must be > 0")
@@ -67,6 +75,7 @@ class TrainingConfig:
         require(self.augment >= 0, "augment", self.augment, "must be >= 0 (0 = off)")
         require(self.init_from is None or self.init_from.strip() != "", "init_from", self.init_from,
                 "must name an experiment or a model folder (or be null)")
+        require(0.0 <= self.prune <= MAX_PRUNE, "prune", self.prune, f"must be in [0, {MAX_PRUNE}] (0 = off)")
 
     def planned_epochs(self, max_epochs: int) -> int:
         """`epochs` when the space sets it, else the experiment's cap, and never more than the cap."""
@@ -91,6 +100,10 @@ class ModelConfig:
         """Knobs that shape the data as well as the model (`load_dataset` keywords): none but the rnn's."""
         return {}
 
+    def n_features(self, width: int) -> int:
+        """How many of `width` input features the network sees: all of them but for the mlp's TABULAR_KNOBS."""
+        return width
+
 
 @dataclass(frozen=True, kw_only=True)
 class CNNConfig(ModelConfig):
@@ -109,13 +122,24 @@ class CNNConfig(ModelConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class MLPConfig(ModelConfig):
+    """`select_features` (the k features of highest mutual information with the label) and then `pca`
+    (that many principal components) shrink tabular input before the first layer; null = off."""
+
     hidden_layers: int = 2
     units: int = 128
+    select_features: int | None = None
+    pca: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.hidden_layers >= 0, "hidden_layers", self.hidden_layers, "must be >= 0")
         require(self.units >= 1, "units", self.units, "must be >= 1")
+        require(self.select_features is None or self.select_features >= 1, "select_features", self.select_features,
+                "must be >= 1 (null = off)")
+        require(self.pca is None or self.pca >= 1, "pca", self.pca, "must be >= 1 (null = off)")
+
+    def n_features(self, width: int) -> int:
+        return self.pca or self.select_features or width
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,6 +22,9 @@ class TrialContext:
     mode: str = "max"
     #: the experiments' storage folder: where `init_from: NAME` finds NAME/best (transfer learning)
     storage: str | None = None
+    #: `export.quantize`: the trial's last report also carries its int8 copy's `int8_val_accuracy` and
+    #: `int8_bytes`, so a search can aim at the model it will ship
+    quantize: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_epochs, int) or self.max_epochs < 1:

@@ -11,11 +11,13 @@ epoch. The learners of one data fold form a *committee* whose predictions combin
 
 Each epoch: every learner trains one epoch (shuffled index batches from memory, augment, step, clip,
 penalise); every committee is scored on its fold (boosting recomputes its weights first); the folds'
-scores are averaged; report; checkpoint. Reporting and the starting checkpoint are injected, so the loop
-runs the same under Ray Tune (`builtin.train_builtin`), in each Ray Train worker of a multi-worker trial
-(`distributed.train_worker`, with `ranks`: data-parallel over DDP, see `trainables.ranks`) and in plain
-tests. On CUDA the training steps run in mixed precision unless `amp: false` (`optim.amp_enabled`);
-evaluation stays in float32, so the reported scores are those of the exported model.
+scores are averaged; the predictor's costs are added (`trainables.cost`); report; checkpoint. With
+`prune`, the last epochs train under pruning masks (`trainables.pruning`). Reporting and the starting
+checkpoint are injected, so the loop runs the same under Ray Tune (`builtin.train_builtin`), in each Ray
+Train worker of a multi-worker trial (`distributed.train_worker`, with `ranks`: data-parallel over DDP, see
+`trainables.ranks`) and in plain tests. On CUDA the training steps run in mixed precision unless `amp:
+false` (`optim.amp_enabled`); evaluation stays in float32, so the reported scores are those of the exported
+model.
 """
 from __future__ import annotations
 
@@ -39,7 +41,9 @@ from trainables.augment import augment_batch
 from trainables.catalog import SEARCHABLE_METRICS
 from trainables.checkpoint import load_checkpoint, model_record, restore_rng, rng_state, save_checkpoint
 from trainables.context import TrialContext
+from trainables.cost import fixed_costs, nonzero_params
 from trainables.data import Dataset, DataSpec, load_dataset
+from trainables.features import FeatureFit, feature_metrics
 from trainables.knobs import Knobs, TrainingConfig, parse_knobs
 from trainables.models import Ensemble, Recoded, build_model, new_recode, require_data_kind
 from trainables.models.ensemble import combine
@@ -54,6 +58,8 @@ from trainables.optim import (
     set_lr,
     weight_penalty,
 )
+from trainables.pruning import PruneSchedule, masked
+from trainables.quantize import quantize, quiet
 from trainables.ranks import Ranks
 from trainables.transfer import apply_init_from, freeze_features, keep_frozen_in_eval, trainable_parameters
 from trainables.validation import require
@@ -162,9 +168,15 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
     The trial ends itself after `planned_epochs`, after `early_stopping_patience` epochs without an
     improvement of `context.metric`, or at the end of the first epoch with a non-finite training or
     validation loss (one last report with `diverged: True` and no checkpoint; no exception, so the
-    experiment goes on). With `start_checkpoint` (a folder holding `checkpoint.pt`) it continues from the
-    epoch after the saved one with every learner's model, optimizer, sample weights and the RNG states as
-    they were, so the rest of the run matches an uninterrupted one.
+    experiment goes on). With `prune`, its models are pruned before the last quarter of the epochs, and
+    patience running out before that moves the pruning forward instead of ending the trial (the rule:
+    `trainables.pruning`); every report then says whether it is `pruned`.
+    Every report carries what the predictor costs (`trainables.cost`: `params` counted each epoch,
+    `model_bytes` and `latency_ms` measured after the first and carried on, across a resume too); with
+    `context.quantize` the last report also scores its int8 copy (`int8_scores`).
+    With `start_checkpoint` (a folder holding `checkpoint.pt`) it continues from the epoch after the saved
+    one with every learner's model, optimizer, sample weights and the RNG states as they were, so the rest
+    of the run matches an uninterrupted one.
     With `ranks` of a process group, this process is one of the trial's data-parallel workers: it trains
     on its shard of the training split, every rank reports the same metrics, and only rank 0 hands
     `report` a checkpoint (every rank calls `report` every epoch, as Ray Train wants).
@@ -201,7 +213,9 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
         augment = functools.partial(augment_batch, kind=data.kind, strength=settings.augment,
                                     generator=augment_generator, flips=data.flips)
     planned = settings.planned_epochs(context.max_epochs)
+    schedule = PruneSchedule.planned(settings.prune, planned)  # None without `prune`
     progress = Progress()
+    costs: dict[str, float | int] | None = None  # model_bytes and latency_ms, measured once
     if resume is not None:
         predictor.load_state_dict(resume["model"])
         for learner, saved in zip(learners, resume["learners"], strict=True):
@@ -213,13 +227,25 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
         restore_rng(resume["rng"], shuffle, augment_generator)
         best = resume["best"]
         progress = Progress(resume["epoch"], best["value"], best["epoch"])
+        schedule = PruneSchedule.resumed(settings.prune, planned, resume.get("prune"), resume["epoch"],
+                                         resume["planned_epochs"])
+        costs = carried_costs(resume["metrics"])
 
-    for epoch in range(progress.epoch + 1, planned + 1):
+    for epoch in range(progress.epoch + 1, (schedule.last if schedule is not None else planned) + 1):
         lr = settings.lr * lr_factor(settings.lr_schedule, epoch - 1, planned)
         for learner in learners:
             set_lr(learner.optimizer, lr)
-        scores = run_epoch(committees, settings, shuffle, augment, data.n_classes, ranks)
-        metrics = {"epoch": epoch, **scores, "planned_epochs": planned, "early_stopped": False}
+        if schedule is not None and epoch == schedule.start:
+            progress = Progress(epoch - 1)  # the pruned model's best is among its pruned epochs
+        with masked([learner.model for learner in learners], schedule, epoch):
+            scores = run_epoch(committees, settings, shuffle, augment, data.n_classes, ranks)
+        metrics = {"epoch": epoch, **scores, "planned_epochs": planned, "early_stopped": False,
+                   **feature_metrics(knobs.model, data)}
+        if costs is None:  # the architecture is fixed now; every rank reports rank 0's timing
+            costs = ranks.from_rank0(fixed_costs(predictor, committees[0].val.x, committees[0].val.lengths), device)
+        metrics.update(params=nonzero_params(predictor), **costs)
+        if schedule is not None:
+            metrics["pruned"] = schedule.pruned(epoch)
         if epoch == 1 and transfer.report is not None:
             metrics["transfer_loaded"] = len(transfer.report["loaded"])
             metrics["transfer_skipped"] = len(transfer.report["skipped"])
@@ -227,8 +253,10 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
             report(metrics, None)  # a diverged model is not worth a checkpoint
             return
         progress = progress.after(epoch, metrics[context.metric], context.mode)
-        patience = settings.early_stopping_patience
-        metrics["early_stopped"] = stop = patience > 0 and progress.epochs_without_improvement >= patience
+        stop, schedule = stops_early(progress, settings.early_stopping_patience, schedule, planned)
+        metrics["early_stopped"] = stop
+        if (stop or epoch == planned) and context.quantize:
+            metrics.update(int8_scores(predictor, committees, parts, data))
         if (stop or epoch == planned or epoch % context.checkpoint_every == 0) and ranks.writes_checkpoints:
             with tempfile.TemporaryDirectory(prefix="tunerd-ckpt-") as folder:
                 save_checkpoint({
@@ -242,12 +270,48 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
                     "scheduler": {"lr_schedule": settings.lr_schedule, "base_lr": settings.lr,
                                   "planned_epochs": planned},
                     "rng": rng_state(shuffle, augment_generator),
+                    "prune": schedule.as_dict() if schedule is not None else None,
                 }, folder)
                 report(metrics, Path(folder))
         else:
             report(metrics, None)
         if stop:
             return
+
+
+def stops_early(progress: Progress, patience: int, schedule: PruneSchedule | None,
+                planned: int) -> tuple[bool, PruneSchedule | None]:
+    """Whether the trial ends early after epoch `progress.epoch`, and its pruning schedule from then on.
+
+    Patience running out ends a trial, but one that has yet to prune prunes at the next epoch instead; a
+    schedule moved forward that way ends the trial when its fine-tuning does (`trainables.pruning`).
+    """
+    epoch = progress.epoch
+    out_of_patience = patience > 0 and progress.epochs_without_improvement >= patience
+    if out_of_patience and schedule is not None and not schedule.pruned(epoch):
+        return False, schedule.brought_forward(epoch)
+    return out_of_patience or (schedule is not None and epoch == schedule.last < planned), schedule
+
+
+def carried_costs(metrics: Mapping[str, Any]) -> dict[str, float | int] | None:
+    """The costs measured once (`cost.fixed_costs`) from a checkpoint's last report; None when it has
+    none (written before them): then they are measured again."""
+    keys = ("model_bytes", "latency_ms")
+    return {key: metrics[key] for key in keys} if all(key in metrics for key in keys) else None
+
+
+def int8_scores(predictor: nn.Module, committees: list[Committee], parts: list[Dataset],
+                data: Dataset) -> dict[str, float | int]:
+    """`int8_val_accuracy` and `int8_bytes` of the int8 copy of `predictor` that `export.quantize_export`
+    would write (the same `quantize.quantize`, calibrated on the same training rows), scored on the CPU.
+    With k folds, as for val_accuracy, each fold's predictor is quantised on its own training rows and
+    scored on its own val rows, and the accuracies are averaged; the bytes are the whole predictor's."""
+    copies = [quantize(committee.predictor, part.x_train) for committee, part in zip(committees, parts, strict=True)]
+    with quiet():
+        accuracy = float(np.mean([evaluate(copy.model, part.x_val, part.y_val)[1]
+                                  for copy, part in zip(copies, parts, strict=True)]))
+    whole = copies[0] if len(parts) == 1 else quantize(predictor, data.x_train)
+    return {"int8_val_accuracy": accuracy, "int8_bytes": whole.size_bytes()}
 
 
 def run_epoch(committees: list[Committee], settings: TrainingConfig, shuffle: torch.Generator,
@@ -310,10 +374,12 @@ def new_committee(knobs: Knobs, data: Dataset, fold: int, seed: int, device: tor
     data = data.to(device)
     train, val = Split.of(data.x_train, data.y_train, data.kind), Split.of(data.x_val, data.y_val, data.kind)
     method = ensemble.method if ensemble is not None else "single"
+    fit_features = FeatureFit(knobs.model, data, seed)  # select_features / pca, on this fold's training rows
     learners = []
     for member in range(ensemble.members if ensemble is not None else 1):
         model = build_model(knobs.family, knobs.model, data.input_shape, data.n_classes)
         transfer(model)
+        fit_features(model)
         model.to(device)
         optimizer = make_optimizer(settings.optimizer, trainable_parameters(model), settings.lr, settings.momentum,
                                    fused=amp)

@@ -49,7 +49,9 @@ def plan(experiment: Experiment) -> dict[str, Any]:
         "name": spec.name,
         "trainable": spec.trainable,
         "data": experiment.data_for_trainable(),
-        "metric": f"{spec.metric} ({spec.mode})",
+        **({"objectives": f"{', '.join(f'{o.metric} ({o.mode})' for o in spec.objectives)}; best/: the best "
+                          f"{spec.metric}"} if spec.objectives else {"metric": f"{spec.metric} ({spec.mode})"}),
+        **({"constraints": ", ".join(c.describe() for c in spec.goal().constraints)} if spec.constraints else {}),
         "algorithm": (f"auto -> {experiment.algorithm.describe(experiment.search_options)}: "
                       f"{experiment.chosen_because}" if experiment.chosen_because
                       else experiment.algorithm.describe(experiment.search_options)),

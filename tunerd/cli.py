@@ -199,7 +199,7 @@ def launch(spec: str, overrides: tuple[str, ...], name: str | None, storage: str
     if not run.json_lines:
         click.echo(f"tunerd: {experiment.name}: {experiment.trial_count} trials of {experiment.spec.trainable}, "
                    f"{experiment.algorithm_label} + {experiment.scheduler.name}, optimising "
-                   f"{experiment.spec.metric} ({experiment.spec.mode})")
+                   f"{_goal_text(experiment.spec.goal())}")
     if resume and _exists(experiment):
         outcome = api.resume(experiment.name, storage=experiment.storage, run=run)
     else:
@@ -255,7 +255,9 @@ def _print_outcome(summary: Summary, folder: str, top: int = 5) -> None:
     metric = summary.metric
     ranked = [trial for trial in summary.ranked() if trial.value(metric) is not None]
     click.echo("")
-    if ranked:
+    if summary.goal().is_multi:
+        _print_front(summary, summary.goal())
+    elif ranked:
         click.echo(f"top {min(top, len(ranked))} of {len(summary.trials)} trials by {metric}:")
         for rank, trial in enumerate(ranked[:top], 1):
             click.echo(f"  {rank}. trial {trial.trial_id}  {metric} {score(trial.value(metric))}  "
@@ -444,24 +446,37 @@ def _print_show(shown: Shown) -> None:
     from tunerd.space import flatten
 
     summary, metric = shown.summary, shown.summary.metric
+    goal = summary.goal()
     counts = summary.counts
     searched = summary.algorithm or {}
     by = f" by {'auto -> ' if searched.get('chosen_by') else ''}{searched['name']}" if searched.get("name") else ""
     click.echo(f"{summary.name}: {shown.state}, {sum(counts.values())} of {summary.trial_count} trials "
-               f"({', '.join(f'{n} {k}' for k, n in counts.items() if n)}), optimising {metric} ({summary.mode})"
-               f"{by}")
+               f"({', '.join(f'{n} {k}' for k, n in counts.items() if n)}), optimising {_goal_text(goal)}{by}")
     click.echo("")
     varying = _varying_keys([row.trial.config or {} for row in shown.trials])
-    click.echo(f"{'rank':>4}  {'trial':<11}  {'status':<9}  {'epochs':>6}  {metric:>12}  searched config")
+    front = set(summary.pareto or ())
+    marks = (["front"] if goal.is_multi else []) + (["feasible"] if goal.constraints else [])
+    click.echo(f"{'rank':>4}  {'trial':<11}  {'status':<9}  {'epochs':>6}  "
+               + "".join(f"{m:>12}  " for m in goal.metrics) + "".join(f"{m:<8}  " for m in marks)
+               + "searched config")
     for row in shown.leaderboard:
         flat = flatten(row.trial.config or {})
         config = " ".join(f"{key}={number(flat.get(key))}" for key in varying)
-        click.echo(f"{row.rank or '-':>4}  {row.trial.trial_id:<11}  {row.trial.status:<9}  "
-                   f"{row.trial.epochs:>6}  {score(row.value):>12}  {config}")
+        flags = {"front": "*" if row.trial.trial_id in front else "",
+                 "feasible": {True: "yes", False: "no", None: "-"}[row.trial.feasible]}
+        click.echo(f"{row.rank or '-':>4}  {row.trial.trial_id:<11}  {row.trial.status:<9}  {row.trial.epochs:>6}  "
+                   + "".join(f"{score(row.trial.value(m)):>12}  " for m in goal.metrics)
+                   + "".join(f"{flags[m]:<8}  " for m in marks) + config)
+    if goal.is_multi:
+        _print_front(summary, goal)
     best, test = summary.best, summary.test
     if best:
         click.echo("")
-        click.echo(f"best: trial {best.trial_id}, {metric} {score(best.metric)} at epoch {best.epoch}")
+        feasible = next((t.feasible for t in summary.trials if t.trial_id == best.trial_id), True)
+        if feasible is False:
+            click.echo("no trial met the constraints: best is the one closest to them")
+        picked = f" (select: {metric})" if goal.is_multi else ""
+        click.echo(f"best{picked}: trial {best.trial_id}, {metric} {score(best.metric)} at epoch {best.epoch}")
         click.echo(f"best config: {config_text(best.config)}")
     if test:
         click.echo("test set: " + ", ".join(f"{key.removeprefix('test_')} {score(value)}"
@@ -474,6 +489,50 @@ def _print_show(shown: Shown) -> None:
         click.echo(f"  trial {trial_id}: {line}")
     if shown.plot:
         click.echo(f"plot: {shown.plot}")
+
+
+def _goal_text(goal: Any) -> str:
+    """`val_accuracy (max), latency_ms (min) with params <= 200000`: what an experiment optimises."""
+    text = ", ".join(f"{o.metric} ({o.mode})" for o in goal.objectives)
+    return text + (f" with {', '.join(c.describe() for c in goal.constraints)}" if goal.constraints else "")
+
+
+def _print_front(summary: Summary, goal: Any) -> None:
+    """The Pareto front, best `select` objective first: the trade-offs to choose from."""
+    from tunerd.display import config_text, score
+
+    trials = {t.trial_id: t for t in summary.trials}
+    front = sorted((trials[i] for i in summary.pareto or () if i in trials),
+                   key=lambda t: goal.report_key(t.best) or ())
+    click.echo("")
+    click.echo(f"Pareto front: {len(front)} trial{'s' if len(front) != 1 else ''} no feasible trial beats on every "
+               f"objective (tunerd export {summary.name} --trial ID exports any of them)")
+    for trial in front:
+        values = ", ".join(f"{m} {score(trial.value(m))}" for m in goal.metrics)
+        click.echo(f"  trial {trial.trial_id}: {values}  {config_text(trial.config)}")
+
+
+@main.command("export")
+@click.argument("name")
+@click.option("--trial", "trial_id", required=True, metavar="ID",
+              help="The trial to export (tunerd show NAME lists them).")
+@click.option("--to", "dest", default=None, metavar="DIR",
+              help="Where to write it (default: the experiment's exports/trial_ID/).")
+@storage_option
+def export_command(name: str, trial_id: str, dest: str | None, storage: str | None) -> None:
+    """Export trial ID's model as best/ is exported (its best checkpoint; a built-in's model.pt and
+    model.json, scored on the test split): any point of a Pareto front, not only best/."""
+    from tunerd.display import score
+    from tunerd.exports import export_trial
+
+    done = export_trial(_storage(storage), name, trial_id, dest)
+    click.echo(f"exported trial {done.trial_id} ({done.checkpoint}) to {done.folder}")
+    if done.test:
+        click.echo(f"test set: accuracy {score(done.test['test_accuracy'])}, loss {score(done.test['test_loss'])} "
+                   f"({done.test['test_samples']} samples)")
+    if done.export:
+        click.echo(f"int8 copy: accuracy {score(done.export['accuracy_after'])}, "
+                   f"{done.export['size_bytes_after']} bytes (float: {done.export['size_bytes_before']})")
 
 
 @main.command("tensorboard")

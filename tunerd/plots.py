@@ -1,5 +1,5 @@
-"""`tunerd show NAME --plot FILE.png`: the learning curves of every trial, and the metric against each
-searched hyperparameter, in one figure that reads at a glance."""
+"""`tunerd show NAME --plot FILE.png`: the learning curves of every trial, with several objectives the
+Pareto front, and the metric against each searched hyperparameter, in one figure that reads at a glance."""
 from __future__ import annotations
 
 import math
@@ -64,11 +64,15 @@ def draw(shown: Shown, spec: dict[str, Any]) -> Any:
     metric = summary.metric
     best_id = summary.best.trial_id if summary.best else None
     parameters = searched_parameters(spec)
+    goal = summary.goal()
     columns = max(1, min(3, len(parameters)))
-    rows = 1 + math.ceil(len(parameters) / columns)
+    top = 2 if goal.is_multi else 1
+    rows = top + math.ceil(len(parameters) / columns)
     figure = plt.figure(figsize=(5.5 * max(2, columns), 4.0 * rows), constrained_layout=True)
     grid = figure.add_gridspec(rows, max(2, columns))
-    curves = figure.add_subplot(grid[0, :])
+    if goal.is_multi:
+        _front_panel(figure.add_subplot(grid[0, :]), summary, goal)
+    curves = figure.add_subplot(grid[top - 1, :])
     for row in trials:
         trial = row.trial
         points = [(h["epoch"], h[metric]) for h in trial.history
@@ -90,9 +94,44 @@ def draw(shown: Shown, spec: dict[str, Any]) -> Any:
     curves.grid(alpha=0.3)
     curves.legend(loc="best", fontsize=9)
     for index, (name, node) in enumerate(parameters.items()):
-        axes = figure.add_subplot(grid[1 + index // columns, index % columns])
+        axes = figure.add_subplot(grid[top + index // columns, index % columns])
         _parameter_panel(axes, name, node, trials, metric, best_id)
     return figure
+
+
+def _front_panel(axes: Any, summary: Any, goal: Any) -> None:
+    """Every trial's result on the first two objectives: the feasible Pareto front joined by a step line,
+    the other feasible trials, the infeasible ones as crosses, `best/` as a star."""
+    first, second = goal.objectives[:2]
+    front = set(summary.pareto or ())
+    best_id = summary.best.trial_id if summary.best else None
+    groups: dict[str, list[tuple[float, float]]] = {"front": [], "feasible": [], "infeasible": []}
+    best = None
+    for trial in summary.trials:
+        x, y = trial.value(first.metric), trial.value(second.metric)
+        if x is None or y is None:
+            continue
+        kind = "front" if trial.trial_id in front else "feasible" if trial.feasible is not False else "infeasible"
+        groups[kind].append((x, y))
+        best = (x, y) if trial.trial_id == best_id else best
+    if groups["feasible"]:
+        axes.scatter(*zip(*groups["feasible"]), s=25, color="tab:blue", alpha=0.6, label="dominated")
+    if groups["infeasible"]:
+        axes.scatter(*zip(*groups["infeasible"]), s=30, marker="x", color="gray",
+                     label=f"infeasible ({', '.join(c.describe() for c in goal.constraints)})")
+    if groups["front"]:
+        xs, ys = zip(*sorted(groups["front"], key=lambda xy: first.lower_is_better(xy[0])))
+        axes.step(xs, ys, where="post", color="crimson", alpha=0.5, zorder=2)
+        axes.scatter(xs, ys, s=45, color="crimson", zorder=3, label=f"Pareto front ({len(xs)} trials)")
+    if best is not None:
+        axes.scatter(*best, s=220, marker="*", color="gold", edgecolor="black", zorder=4,
+                     label=f"best/ (best {goal.select})")
+    others = f" (of {len(goal.objectives)} objectives)" if len(goal.objectives) > 2 else ""
+    axes.set_title(f"{summary.name}: {first.metric} ({first.mode}) against {second.metric} ({second.mode}){others}")
+    axes.set_xlabel(f"{first.metric} ({first.mode})")
+    axes.set_ylabel(f"{second.metric} ({second.mode})")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize=9)
 
 
 def _parameter_panel(axes: Any, name: str, node: Any, trials: list[ShownTrial], metric: str,

@@ -184,10 +184,10 @@ class ShownTrial:
     value: float | None
     diagnosis: list[str]
 
-    def to_json(self, metric: str, *, history: bool = True) -> dict[str, Any]:
+    def to_json(self, metrics: tuple[str, ...], *, history: bool = True) -> dict[str, Any]:
         row = {"rank": self.rank, "trial_id": self.trial.trial_id, "status": self.trial.status,
-               "epochs": self.trial.epochs, metric: self.value, "config": self.trial.config,
-               "diagnosis": self.diagnosis}
+               "epochs": self.trial.epochs, **{m: self.trial.value(m) for m in metrics},
+               "feasible": self.trial.feasible, "config": self.trial.config, "diagnosis": self.diagnosis}
         return row | ({"history": self.trial.history} if history else {})
 
 
@@ -208,12 +208,15 @@ class Shown:
 
     def to_json(self, *, history: bool = True) -> dict[str, Any]:
         summary, metric = self.summary, self.summary.metric
+        metrics = summary.goal().metrics
         shown = {"name": summary.name, "state": self.state, "metric": metric, "mode": summary.mode,
+                 "objectives": summary.goal().as_dicts()[0], "constraints": summary.constraints,
+                 "pareto": summary.pareto,
                  "trial_count": summary.trial_count, "counts": summary.counts, "started": summary.started,
                  "updated": summary.updated, "best": asdict(summary.best) if summary.best else None,
                  "test": summary.test, "export": summary.export,
-                 "leaderboard": [t.to_json(metric, history=history) for t in self.leaderboard],
-                 "trials": [t.to_json(metric, history=history) for t in self.trials]}
+                 "leaderboard": [t.to_json(metrics, history=history) for t in self.leaderboard],
+                 "trials": [t.to_json(metrics, history=history) for t in self.trials]}
         return shown | ({"plot": self.plot} if self.plot else {})
 
 

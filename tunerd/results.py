@@ -28,6 +28,7 @@ from ray.tune.result import (
 )
 
 from trainables.files import write_atomic
+from tunerd.objectives import Goal
 from tunerd.space import flatten
 from tunerd.summary import (
     BestTrial,
@@ -38,6 +39,8 @@ from tunerd.summary import (
     best_trial,
     count_statuses,
     is_finite_number,
+    pareto_front,
+    pareto_ranks_by_id,
     rank_trials,
 )
 
@@ -95,14 +98,16 @@ def _scalars(result: dict[str, Any]) -> dict[str, Any]:
 class ExperimentRecord:
     """The live state of one experiment, and its rendering to `summary.json` / `leaderboard.csv`."""
 
-    def __init__(self, folder: str | os.PathLike[str], *, name: str, metric: str, mode: str,
+    def __init__(self, folder: str | os.PathLike[str], *, name: str, goal: Goal,
                  trial_count: int, started: str | None = None,
                  on_write: Callable[[Path], None] | None = None) -> None:
         self.folder = Path(folder)
         self.on_write = on_write  # e.g. copies the file to a remote storage (tunerd.storage)
         self.name = name
-        self.metric = metric
-        self.mode = mode
+        self.goal = goal
+        #: the `select` objective: the one a trial's `best` and the experiment's best are named by
+        self.metric = goal.select
+        self.mode = goal.selected.mode
         self.trial_count = trial_count
         self.started = started or now_iso()
         self.state = ExperimentState.RUNNING
@@ -118,8 +123,8 @@ class ExperimentRecord:
     def from_summary(cls, folder: str | os.PathLike[str], summary: Summary,
                      on_write: Callable[[Path], None] | None = None) -> ExperimentRecord:
         """The record a killed or interrupted run left in `summary.json`, to go on with (`tunerd resume`)."""
-        record = cls(folder, name=summary.name, metric=summary.metric, mode=summary.mode,
-                     trial_count=summary.trial_count, started=summary.started, on_write=on_write)
+        record = cls(folder, name=summary.name, goal=summary.goal(), trial_count=summary.trial_count,
+                     started=summary.started, on_write=on_write)
         record.trials = {trial.trial_id: trial for trial in summary.trials}
         record.test, record.export, record.algorithm = summary.test, summary.export, summary.algorithm
         return record
@@ -146,12 +151,10 @@ class ExperimentRecord:
         if "planned_epochs" in metrics:
             record.planned_epochs = int(metrics["planned_epochs"])
         record.last = metrics
-        value = metrics.get(self.metric)
-        best = record.value(self.metric)
-        if is_finite_number(value) and (best is None or (value > best if self.mode == "max" else value < best)):
+        if beats(self.goal, metrics, record.best):
             record.best = metrics
         record.history = [h for h in record.history if h.get("epoch", 0) < record.epochs]
-        record.history.append({k: metrics[k] for k in (*HISTORY_KEYS, self.metric) if k in metrics})
+        record.history.append({k: metrics[k] for k in (*HISTORY_KEYS, *self.goal.metrics) if k in metrics})
 
     def ended_trial(self, trial_id: str, config: dict[str, Any], *, max_epochs: int) -> TrialRecord:
         record = self.trial(trial_id, config)
@@ -220,10 +223,10 @@ class ExperimentRecord:
     # --- queries ------------------------------------------------------------------------------------------
     def ranked(self) -> list[TrialRecord]:
         """Trials best first (`tunerd.summary.rank_trials`)."""
-        return rank_trials(self.trials.values(), self.metric, self.mode)
+        return rank_trials(self.trials.values(), self.goal)
 
     def best(self) -> TrialRecord | None:
-        return best_trial(self.trials.values(), self.metric, self.mode)
+        return best_trial(self.trials.values(), self.goal)
 
     def counts(self) -> dict[str, int]:
         return count_statuses(self.trials.values(), self.trial_count)
@@ -231,12 +234,17 @@ class ExperimentRecord:
     # --- rendering ----------------------------------------------------------------------------------------
     def summary(self) -> Summary:
         best = self.best()
+        for trial in self.trials.values():
+            trial.feasible = self.goal.feasible(trial.best) if trial.best else None
+        objectives, constraints = self.goal.as_dicts()
+        pareto = [t.trial_id for t in pareto_front(self.trials.values(), self.goal)] if self.goal.is_multi else None
         return Summary(
             name=self.name, state=self.state, metric=self.metric, mode=self.mode, started=self.started,
             updated=now_iso(), trial_count=self.trial_count, counts=self.counts(),
             best=None if best is None else BestTrial(
                 trial_id=best.trial_id, config=best.config, metric=best.best[self.metric],
                 epoch=best.best.get("epoch"), epochs=best.epochs, checkpoint=self.best_checkpoint),
+            objectives=objectives, constraints=constraints or None, pareto=pareto,
             algorithm=self.algorithm, test=self.test, export=self.export, error=self.error, driver=self.driver,
             trials=self._in_order())
 
@@ -267,18 +275,37 @@ class ExperimentRecord:
             self.on_write(path)
 
     def write_leaderboard(self) -> None:
+        """`leaderboard.csv`: trials in rank order; with several objectives a `pareto_rank` column (0: the
+        front), with constraints a `feasible` one."""
         rows = self.ranked()
+        fronts = pareto_ranks_by_id(rows, self.goal) if self.goal.is_multi else {}
+        extra = [*(["pareto_rank"] if self.goal.is_multi else []), *(["feasible"] if self.goal.constraints else [])]
         metric_keys = sorted({k for t in rows for k in t.best if k not in ("diverged", "early_stopped")})
         config_keys = sorted({k for t in rows for k in flatten(t.config)})
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["rank", "trial_id", "status", "epochs", *metric_keys,
+        writer.writerow(["rank", "trial_id", "status", "epochs", *extra, *metric_keys,
                          *[f"config/{k}" for k in config_keys], "error"])
         for rank, t in enumerate(rows, 1):
             flat = flatten(t.config)
-            writer.writerow([rank, t.trial_id, t.status, t.epochs, *[t.best.get(k, "") for k in metric_keys],
+            marks = {"pareto_rank": fronts.get(t.trial_id, ""),
+                     "feasible": "" if not t.best else self.goal.feasible(t.best)}
+            writer.writerow([rank, t.trial_id, t.status, t.epochs, *[marks[key] for key in extra],
+                             *[t.best.get(k, "") for k in metric_keys],
                              *[flat.get(k, "") for k in config_keys], t.error or ""])
         self._written(self.folder / "leaderboard.csv", buffer.getvalue())
+
+
+def beats(goal: Goal, report: dict[str, Any], best: dict[str, Any]) -> bool:
+    """Whether `report` becomes the trial's result instead of `best`: the better one by the goal, except
+    that a pruned model's report (`pruned: true`, the `prune` knob) always beats a dense one's and never
+    loses to it, because only a pruned checkpoint is exported for such a trial."""
+    pruned, was_pruned = report.get("pruned"), best.get("pruned") if best else None
+    if pruned is True and was_pruned is False:
+        return goal.point(report) is not None
+    if pruned is False and was_pruned is True:
+        return False
+    return goal.better_report(report, best)
 
 
 def has_diverged(result: dict[str, Any], metric: str) -> bool:

@@ -10,7 +10,6 @@ import contextlib
 import inspect
 import logging
 import os
-import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -27,17 +26,19 @@ from ray.tune.search import Searcher
 from trainables.files import write_atomic
 from tunerd import ray_internals
 from tunerd.errors import TunerdError, UsageError
+from tunerd.exports import export_model
+from tunerd.objectives import Goal, Objective
 from tunerd.options import RunOptions
 from tunerd.progress import ProgressView
 from tunerd.reaper import OrphanReaper
 from tunerd.report import driver_identity
 from tunerd.resources import fit, max_concurrent, misfit_message
-from tunerd.results import ExperimentRecord, RecordCallback
+from tunerd.results import ExperimentRecord, RecordCallback, beats
 from tunerd.session import embedded_ray_processes, ray_session, stop_orphaned_ray
 from tunerd.spec import Experiment
 from tunerd.stoppers import build_stopper
 from tunerd.storage import ExperimentLocation
-from tunerd.summary import ExperimentState, TrialStatus, is_finite_number
+from tunerd.summary import ExperimentState, TrialStatus
 from tunerd.tensorboard import HParamsTensorBoardCallback
 from tunerd.trainable import import_user_trainable
 
@@ -72,9 +73,11 @@ def build_trainable(experiment: Experiment) -> Any:
     if experiment.is_builtin:
         from trainables import TrialContext, train_builtin
 
+        metric = learning_objective(spec.goal())
         context = TrialContext(trainable=spec.trainable, data=data, seed=spec.seed,
                                max_epochs=spec.stop.max_epochs, checkpoint_every=spec.checkpoint.every,
-                               metric=spec.metric, mode=spec.mode, storage=experiment.storage)
+                               metric=metric.metric, mode=metric.mode, storage=experiment.storage,
+                               quantize=spec.export.quantize)
         if spec.resources.workers > 1:
             return _distributed_trainable(experiment, context)
         function = tune.with_parameters(train_builtin, context=context)
@@ -83,6 +86,17 @@ def build_trainable(experiment: Experiment) -> Any:
         if "data" in inspect.signature(function).parameters:
             function = tune.with_parameters(function, data=data)
     return tune.with_resources(function, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def learning_objective(goal: Goal) -> Objective:
+    """The objective a built-in's early stopping (`early_stopping_patience`) watches: the `select` one,
+    unless that is a cost the model has from its first epoch (`params`, `latency_ms`, ...), which cannot
+    improve: then the first objective that is learnt."""
+    from trainables.catalog import COST_METRICS, INT8_METRICS, TABULAR_METRICS
+
+    fixed = (*COST_METRICS, *INT8_METRICS, *TABULAR_METRICS)
+    learnt = [objective for objective in goal.objectives if objective.metric not in fixed]
+    return goal.selected if goal.select not in fixed or not learnt else learnt[0]
 
 
 def _distributed_trainable(experiment: Experiment, context: Any) -> Any:
@@ -139,7 +153,8 @@ def trial_dirname(trial: Any) -> str:
 def _callbacks(experiment: Experiment, record: ExperimentRecord, options: RunOptions) -> list[Any]:
     callbacks: list[Any] = [RecordCallback(record, max_epochs=experiment.spec.stop.max_epochs)]
     if experiment.spec.tensorboard:
-        callbacks.append(HParamsTensorBoardCallback(experiment.spec.metric))
+        goal = experiment.spec.goal()
+        callbacks.append(HParamsTensorBoardCallback((*goal.metrics, *(c.metric for c in goal.constraints))))
     callbacks.append(ProgressView(record, quiet=options.quiet, json_lines=options.json_lines,
                                   max_epochs=experiment.spec.stop.max_epochs))
     if experiment.spec.resources.workers > 1:
@@ -197,9 +212,8 @@ def launch(experiment: Experiment, options: RunOptions) -> Outcome:
         folder = location.local
         write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
         location.publish(folder / "spec.yaml", force=True)
-        record = ExperimentRecord(folder, name=experiment.name, metric=experiment.spec.metric,
-                                  mode=experiment.spec.mode, trial_count=experiment.trial_count,
-                                  on_write=location.publish)
+        record = ExperimentRecord(folder, name=experiment.name, goal=experiment.spec.goal(),
+                                  trial_count=experiment.trial_count, on_write=location.publish)
         record.algorithm = experiment.algorithm_record()
         tuner = build_tuner(experiment, record, options)
         return _run(experiment, record, location, tuner, embedded=not options.address)
@@ -295,7 +309,7 @@ def _finish(experiment: Experiment, record: ExperimentRecord, location: Experime
         record.state = ExperimentState.FAILED
         record.error = _why_no_best(record, experiment.spec.metric)
         return _outcome(record, location)
-    checkpoint = _best_checkpoint(results, best.trial_id, experiment.spec.metric, experiment.spec.mode)
+    checkpoint = _best_checkpoint(results, best.trial_id, experiment.spec.goal())
     if checkpoint is not None:
         record.best_checkpoint = location.uri_of(checkpoint.path)
         with checkpoint.as_directory() as local:  # a remote checkpoint is downloaded for the export
@@ -323,29 +337,22 @@ def _outcome(record: ExperimentRecord, location: ExperimentLocation) -> Outcome:
     return Outcome(record.state, location.local, record, location.where)
 
 
-def _best_checkpoint(results: Any, trial_id: str, metric: str, mode: str) -> Any:
+def _best_checkpoint(results: Any, trial_id: str, goal: Goal) -> Any:
+    """The trial's kept checkpoint whose report is its best by the goal (as `ExperimentRecord` picks a trial's
+    result; a pruned model's over a dense one's), else its last."""
     for result in results:
         if (result.metrics or {}).get("trial_id") == trial_id:
-            ranked = [(c, m) for c, m in result.best_checkpoints if is_finite_number(m.get(metric))]
-            if ranked:
-                return max(ranked, key=lambda cm: cm[1][metric] if mode == "max" else -cm[1][metric])[0]
-            return result.checkpoint
+            best = None
+            for checkpoint, metrics in result.best_checkpoints:
+                if beats(goal, metrics, best[1] if best else {}):
+                    best = (checkpoint, metrics)
+            return best[0] if best is not None else result.checkpoint
     return None
 
 
 def _export(experiment: Experiment, record: ExperimentRecord, checkpoint_dir: Path, best_dir: Path) -> None:
     """`best/` rebuilds the winner; built-ins are also scored once on the test split (never seen before)."""
-    if best_dir.exists():
-        shutil.rmtree(best_dir)
-    if not experiment.is_builtin:
-        shutil.copytree(checkpoint_dir, best_dir)
-        return
-    from trainables import evaluate_checkpoint, export_best
-
-    export_best(checkpoint_dir, best_dir)
-    record.test = evaluate_checkpoint(checkpoint_dir, split="test")
-    if experiment.spec.export.quantize:
-        from trainables.export import quantize_export
-
-        record.export = quantize_export(best_dir, split="test")
-
+    test, export = export_model(checkpoint_dir, best_dir, builtin=experiment.is_builtin,
+                                quantize=experiment.spec.export.quantize)
+    record.test = test if test is not None else record.test
+    record.export = export if export is not None else record.export

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainables.validation import pydantic_problems
 from tunerd import space as spacelib
 from tunerd.errors import Problem, SpecError, brief, did_you_mean
+from tunerd.objectives import Constraint, Goal, Objective
 from tunerd.schedulers import SCHEDULERS, Scheduler
 from tunerd.searchers import ALGORITHMS, NoOptions, SearchAlgorithm
 from tunerd.storage import DEFAULT_STORAGE, resolve_storage
@@ -93,14 +94,44 @@ class ExportSpec(_Section):
     quantize: bool = False
 
 
+class ObjectiveSpec(_Section):
+    metric: str = Field(min_length=1)
+    mode: Literal["max", "min"]
+
+
+class BoundSpec(_Section):
+    """A constraint on one metric: `{max: V}`, `{min: V}` or both."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> BoundSpec:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
+class SelectSpec(_Section):
+    #: the objective whose best feasible trial becomes `best/`
+    objective: str = Field(min_length=1)
+
+
 class ExperimentSpec(_Section):
     name: str
     trainable: str = Field(min_length=1)
     #: handed to the trainable: the built-ins read it as `trainables.catalog.DataSpec` (checked here), a
     #: user's function gets the mapping as written
     data: dict[str, Any] = {}
+    #: one objective; with `objectives`, these are the `select` objective's (set by `validate`)
     metric: str = "val_accuracy"
     mode: Literal["max", "min"] = "max"
+    #: several objectives at once (a Pareto search), instead of metric/mode
+    objectives: list[ObjectiveSpec] | None = Field(None, min_length=1)
+    constraints: dict[str, BoundSpec] = {}
+    select: SelectSpec | None = None
     seed: int = Field(0, ge=0, le=2**32 - 1)
     space: dict[str, Any]
     search: SearchSpec = SearchSpec()
@@ -112,6 +143,12 @@ class ExperimentSpec(_Section):
     storage: str = Field(DEFAULT_STORAGE, min_length=1)
     tensorboard: bool = True
     export: ExportSpec = ExportSpec()
+
+    def goal(self) -> Goal:
+        """What the experiment optimises (checked by `validate`: objectives distinct, `select` one of them)."""
+        objectives = [Objective(o.metric, o.mode) for o in self.objectives or []] or [Objective(self.metric, self.mode)]
+        constraints = tuple(Constraint(metric, bound.min, bound.max) for metric, bound in self.constraints.items())
+        return Goal(tuple(objectives), constraints, self.metric)
 
     @field_validator("name")
     @classmethod
@@ -193,6 +230,10 @@ class Experiment:
     def resolved(self) -> dict[str, Any]:
         """The file as it runs: every default filled in, overrides applied (written to `spec.yaml`)."""
         resolved = self.spec.model_dump(mode="json")
+        if self.spec.objectives:  # metric/mode are the select objective's, which `select` says
+            del resolved["metric"], resolved["mode"]
+        else:
+            del resolved["objectives"]
         resolved["space"] = self.raw.get("space", {})
         resolved["data"] = self.data_for_trainable()
         own = self.search_options.model_dump(mode="json")
@@ -283,7 +324,7 @@ def knob_values(tree: Any) -> dict[str, list[Any]]:
 
 
 def _check_knobs(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> None:
-    from trainables.catalog import KNOB_CHOICES, SEARCHABLE_METRICS, knob_names
+    from trainables.catalog import KNOB_CHOICES, knob_names
 
     allowed = sorted(knob_names(spec.trainable))
     for name, uses in knob_values(tree).items():
@@ -296,9 +337,6 @@ def _check_knobs(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> No
                 if not isinstance(value, spacelib.Distribution) and value not in options:
                     problems.append(Problem(path, f"{name} must be one of {', '.join(map(str, options))}; "
                                                   f"got {brief(value)}{did_you_mean(value, options)}"))
-    if spec.metric not in SEARCHABLE_METRICS:
-        problems.append(Problem("metric", f"built-in trainables report {', '.join(SEARCHABLE_METRICS)}; got "
-                                          f"{brief(spec.metric)}{did_you_mean(spec.metric, SEARCHABLE_METRICS)}"))
 
 
 def _families(spec: ExperimentSpec, tree: Any) -> list[tuple[str, str]]:
@@ -332,12 +370,89 @@ def _check_data(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> Any
             return None
     else:
         kind = DATA_KINDS[data.name]
+    _check_builtin_metrics(spec, kind, problems)
+    _check_tabular_knobs(tree, kind, problems)
     for family, path in _families(spec, tree):
         try:
             require_data_kind(spec.trainable, family, kind)
         except ValueError as exc:
             problems.append(Problem(path, str(exc)))
     return data
+
+
+def _metric_paths(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """(key path, metric) of every metric the file optimises or constrains."""
+    if spec.objectives:
+        paths = [(f"objectives[{i}].metric", o.metric) for i, o in enumerate(spec.objectives)]
+    else:
+        paths = [("metric", spec.metric)]
+    return paths + [(f"constraints.{metric}", metric) for metric in spec.constraints]
+
+
+def _check_builtin_metrics(spec: ExperimentSpec, kind: str, problems: list[Problem]) -> None:
+    """Each objective and constraint names a metric the built-ins report for this data and export."""
+    from trainables.catalog import INT8_METRICS, SEARCHABLE_METRICS, TABULAR_METRICS
+
+    for path, metric in _metric_paths(spec):
+        if metric not in SEARCHABLE_METRICS:
+            problems.append(Problem(path, f"built-in trainables report {', '.join(SEARCHABLE_METRICS)}; got "
+                                          f"{brief(metric)}{did_you_mean(metric, SEARCHABLE_METRICS)}"))
+        elif metric in INT8_METRICS and not spec.export.quantize:
+            problems.append(Problem(path, f"{metric} is measured on each trial's int8 copy: set export.quantize: "
+                                          "true"))
+        elif metric in TABULAR_METRICS and kind != "tabular":
+            problems.append(Problem(path, f"{metric} is reported for tabular data; this data set is {kind}"))
+
+
+def _check_goal_despite(raw: dict[str, Any], error: ValidationError, problems: list[Problem]) -> None:
+    """The goal's rules when other keys broke theirs (checked without those keys), so that one pass
+    reports every problem."""
+    broken = {entry["loc"][0] for entry in error.errors() if entry["loc"]}
+    try:
+        partial = ExperimentSpec.model_validate({k: v for k, v in raw.items() if k not in broken})
+    except ValidationError:
+        return
+    _check_goal(raw, partial, problems)
+
+
+def _check_tabular_knobs(tree: Any, kind: str, problems: list[Problem]) -> None:
+    """`select_features` and `pca` choose among a table's columns: refused for images and text at once."""
+    from trainables.configs import TABULAR_KNOBS
+
+    if kind == "tabular":
+        return
+    for name in TABULAR_KNOBS:
+        for path, value in knob_values(tree).get(name, []):
+            if value is not None:
+                problems.append(Problem(path, f"{name} works on tabular data; this data set is {kind}"))
+
+
+def _check_goal(raw: dict[str, Any], spec: ExperimentSpec, problems: list[Problem]) -> ExperimentSpec:
+    """`objectives`, `constraints` and `select` agree with each other and with metric/mode; returns the spec
+    with metric/mode set to the `select` objective's (what checkpoints, `best` and the stoppers follow)."""
+    if spec.objectives is None:
+        if spec.select is not None and spec.select.objective != spec.metric:
+            problems.append(Problem("select.objective", f"must be the metric {spec.metric!r} (or list "
+                                                        f"objectives); got {brief(spec.select.objective)}"))
+        return spec
+    given = [key for key in ("metric", "mode") if key in raw]
+    if given:
+        problems.append(Problem(given[0], "give either metric/mode or objectives, not both"))
+    metrics = [o.metric for o in spec.objectives]
+    for i, metric in enumerate(metrics):
+        if metric in metrics[:i]:
+            problems.append(Problem(f"objectives[{i}].metric", f"{metric!r} is already objective "
+                                                               f"{metrics.index(metric)}"))
+    select = spec.select.objective if spec.select is not None else metrics[0]
+    if select not in metrics:
+        problems.append(Problem("select.objective", f"must be one of the objectives ({', '.join(metrics)}); got "
+                                                    f"{brief(select)}{did_you_mean(select, metrics)}"))
+        return spec
+    if len(metrics) > 1 and spec.stop.target is not None:
+        problems.append(Problem("stop.target", "a target stops on one metric; with several objectives there is "
+                                               "no single one to reach (leave it out)"))
+    mode = spec.objectives[metrics.index(select)].mode
+    return spec.model_copy(update={"metric": select, "mode": mode})
 
 
 def _check_builtin(spec: ExperimentSpec, tree: Any, problems: list[Problem]) -> Any:
@@ -438,6 +553,9 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
         problems.extend(_problems(exc))
+        _check_goal_despite(raw, exc, problems)
+    if spec is not None:
+        spec = _check_goal(raw, spec, problems)
     tree: dict[str, Any] = {}
     if isinstance(raw.get("space"), dict):
         if not raw["space"]:
@@ -445,6 +563,10 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
         tree = spacelib.parse_space(raw["space"], "space", problems)
     algorithm, why = _algorithm(raw.get("search"), spec, tree, space_ok=not problems)
     options = _search_options(raw.get("search"), algorithm, problems, warnings)
+    if spec is not None and algorithm is not None and len(spec.objectives or ()) > 1 and not algorithm.multi_objective:
+        able = ", ".join(a.name for a in ALGORITHMS if a.multi_objective and a.name != "auto")
+        problems.append(Problem("search.algorithm", f"{algorithm.name} optimises one objective; with several "
+                                                    f"objectives use {able} or auto"))
     data = None
     if spec is not None and algorithm is not None and not problems:
         data = _check_cross(spec, algorithm, tree, problems)
@@ -471,7 +593,7 @@ def _algorithm(raw: Any, spec: ExperimentSpec | None, tree: dict[str, Any], *,
     named = ALGORITHMS.get(name)
     if spec is None or not space_ok:  # the file's other problems come first
         return named, ""
-    return named.resolve(tree, spec.search.num_samples)
+    return named.resolve(tree, spec.search.num_samples, objectives=len(spec.objectives or [spec.metric]))
 
 
 def _locate(problem: Problem, lines: dict[str, int], overridden: tuple[str, ...]) -> Problem:

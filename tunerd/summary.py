@@ -6,11 +6,12 @@ same fields and the same ranking. No Ray, no torch: reading an experiment is ins
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
+
+from tunerd.objectives import Goal, is_finite_number, pareto_ranks
 
 
 class _Named(str, Enum):
@@ -50,10 +51,6 @@ class ExperimentState(_Named):
     FAILED = "failed"
 
 
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 @dataclass
 class TrialRecord:
     trial_id: str
@@ -63,13 +60,16 @@ class TrialRecord:
     epochs: int = 0
     planned_epochs: int | None = None
     last: dict[str, Any] = field(default_factory=dict)
-    best: dict[str, Any] = field(default_factory=dict)  # the report with the best value of the metric
+    #: the trial's result: its best report (`Goal.better_report`; with one metric, its best value of it)
+    best: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
     error: str | None = None
     error_file: str | None = None  # the full traceback Ray Tune wrote, relative to the experiment folder
     started: str | None = None
     ended: str | None = None
+    #: its result meets every constraint (None: no result yet)
+    feasible: bool | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialRecord:
@@ -84,24 +84,38 @@ class TrialRecord:
         return value if is_finite_number(value) else None
 
 
-def _rank_key(trial: TrialRecord, metric: str, mode: str) -> tuple[float, int]:
-    value = trial.value(metric)
-    assert value is not None
-    return (-value if mode == "max" else value), trial.index
-
-
-def rank_trials(trials: Iterable[TrialRecord], metric: str, mode: str) -> list[TrialRecord]:
-    """Trials best first by their best value of `metric` (ties: the earlier trial first); those with no
-    finite value last, in start order. The one ranking of tunerd: records, reports, leaderboards, plots."""
+def rank_trials(trials: Iterable[TrialRecord], goal: Goal) -> list[TrialRecord]:
+    """Trials best first (`tunerd.objectives`: feasible first, then Pareto rank, then the `select` objective;
+    ties: the earlier trial first); those with no result last, in start order. The one ranking of tunerd:
+    records, reports, leaderboards, plots."""
     trials = list(trials)
-    scored = sorted((t for t in trials if t.value(metric) is not None), key=lambda t: _rank_key(t, metric, mode))
-    return scored + sorted((t for t in trials if t.value(metric) is None), key=lambda t: t.index)
+    scored = [(t, goal.report_key(t.best)) for t in trials]
+    unscored = sorted((t for t, key in scored if key is None), key=lambda t: t.index)
+    scored = [(t, key) for t, key in scored if key is not None]
+    fronts = pareto_ranks_by_id([t for t, key in scored if key[0] == 0], goal) if goal.is_multi else {}
+    ordered = sorted(scored, key=lambda tk: (tk[1][0] > 0, fronts.get(tk[0].trial_id, 0), *tk[1], tk[0].index))
+    return [t for t, _ in ordered] + unscored
 
 
-def best_trial(trials: Iterable[TrialRecord], metric: str, mode: str) -> TrialRecord | None:
-    """`rank_trials(...)[0]` without sorting (asked for on every write and redraw of a running experiment)."""
-    scored = [t for t in trials if t.value(metric) is not None]
-    return min(scored, key=lambda t: _rank_key(t, metric, mode)) if scored else None
+def best_trial(trials: Iterable[TrialRecord], goal: Goal) -> TrialRecord | None:
+    """`rank_trials(...)[0]` without sorting (asked for on every write and redraw of a running experiment):
+    the best `select` objective among feasible trials (the least violation when none is)."""
+    scored = [(goal.report_key(t.best), t.index, t) for t in trials]
+    scored = [entry for entry in scored if entry[0] is not None]
+    return min(scored, key=lambda entry: (entry[0], entry[1]))[2] if scored else None
+
+
+def pareto_front(trials: Iterable[TrialRecord], goal: Goal) -> list[TrialRecord]:
+    """The feasible trials no other feasible trial dominates, in start order."""
+    fronts = pareto_ranks_by_id(list(trials), goal)
+    return sorted((t for t in trials if fronts.get(t.trial_id) == 0), key=lambda t: t.index)
+
+
+def pareto_ranks_by_id(trials: list[TrialRecord], goal: Goal) -> dict[str, int]:
+    """Pareto rank by trial id of the feasible trials with a result."""
+    points = [(t.trial_id, goal.point(t.best)) for t in trials if goal.feasible(t.best)]
+    points = [(trial_id, point) for trial_id, point in points if point is not None]
+    return dict(zip((trial_id for trial_id, _ in points), pareto_ranks([point for _, point in points])))
 
 
 @dataclass
@@ -129,6 +143,12 @@ class Summary:
     updated: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     best: BestTrial | None = None
+    #: what it optimises: every objective (`metric`/`mode` above: the `select` one, which picks `best`)
+    objectives: list[dict[str, str]] = field(default_factory=list)
+    #: `{metric: {min, max}}` a trial's result must meet to be feasible
+    constraints: dict[str, dict[str, float]] | None = None
+    #: with several objectives: the trial ids of the Pareto front among the feasible trials
+    pareto: list[str] | None = None
     #: the search algorithm that ran: `name`, and when `auto` picked it, `chosen_by` and `why`
     algorithm: dict[str, Any] | None = None
     #: the best trial scored once on the held-out test split
@@ -164,8 +184,13 @@ class Summary:
     def to_json(self) -> dict[str, Any]:
         return {**self.header(), "trials": [asdict(t) for t in self.trials]}
 
+    def goal(self) -> Goal:
+        """What the experiment optimises (a summary written before `objectives` existed: its metric)."""
+        return Goal.from_dicts(self.objectives or [{"metric": self.metric, "mode": self.mode}], self.constraints,
+                               self.metric)
+
     def ranked(self) -> list[TrialRecord]:
-        return rank_trials(self.trials, self.metric, self.mode)
+        return rank_trials(self.trials, self.goal())
 
     @property
     def done(self) -> int:

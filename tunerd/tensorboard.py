@@ -105,12 +105,16 @@ class EventFile:
 
 class HParamsTensorBoardCallback(TBXLoggerCallback):
     """Ray's TBX logger, reworked so the HParams dashboard is complete and live. It subclasses Ray's so that
-    Ray adds no TBX logger of its own, and overrides each of its methods (none of its state is used)."""
+    Ray adds no TBX logger of its own, and overrides each of its methods (none of its state is used).
+    `metrics`: the HParams dashboard's metric columns (every objective, then every constrained metric)."""
 
-    def __init__(self, metric: str) -> None:
+    def __init__(self, metrics: tuple[str, ...]) -> None:
         super().__init__()
-        self.metric = metric
+        self.metrics = tuple(dict.fromkeys(metrics))
         self._event_files: dict[Trial, EventFile] = {}
+
+    def _columns(self) -> dict[str, float]:
+        return dict.fromkeys(self.metrics, 0.0)
 
     def log_trial_start(self, trial: Trial) -> None:
         from tensorboardX.summary import hparams
@@ -118,7 +122,7 @@ class HParamsTensorBoardCallback(TBXLoggerCallback):
         if trial in self._event_files:
             self._event_files[trial].close()
         writer = EventFile(trial_log_dir(trial))
-        _, session_start, _ = hparams(hparam_dict=hparam_values(trial.config), metric_dict={self.metric: 0.0})
+        _, session_start, _ = hparams(hparam_dict=hparam_values(trial.config), metric_dict=self._columns())
         writer.add_summary(session_start)
         self._event_files[trial] = writer
 
@@ -140,7 +144,7 @@ class HParamsTensorBoardCallback(TBXLoggerCallback):
         writer = self._event_files.pop(trial, None)
         if writer is None:
             return
-        _, _, session_end = hparams(hparam_dict=hparam_values(trial.config), metric_dict={self.metric: 0.0})
+        _, _, session_end = hparams(hparam_dict=hparam_values(trial.config), metric_dict=self._columns())
         if failed:  # tensorboardX always writes status SUCCESS; mark failures for the HParams filter
             from tensorboardX.proto.api_pb2 import Status
 

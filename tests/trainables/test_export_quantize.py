@@ -15,6 +15,7 @@ from trainables.configs import ModelConfig
 from trainables.export import INT8_FILE, quantize_export
 from trainables.loop import evaluate
 from trainables.models import FAMILIES, build_model
+from trainables.quantize import quantize, quantized_layers
 
 RESULT_KEYS = {"quantized", "accuracy_before", "accuracy_after", "loss_before", "loss_after", "size_bytes_before",
                "size_bytes_after", "split", "samples", "quantized_modules"}
@@ -67,17 +68,60 @@ def test_an_mlp_becomes_a_smaller_int8_model_that_scores_about_the_same(exported
     assert noise == []  # torch's deprecation notices for eager-mode quantisation are not the user's business
 
 
-def test_a_cnn_quantises_its_dense_layers_and_keeps_its_convolutions_float(exported) -> None:
+def test_a_cnn_quantises_its_convolutions_statically_and_reloads_exactly(exported) -> None:
     dest = exported("cnn", "digits", {"lr": 3e-3, "batch_norm": True, "dropout": 0.1}, epochs=3)
     result = quantize_export(dest, split="val")
     assert result["split"] == "val"
-    assert result["quantized_modules"] == ["features.10", "classifier"]
-    assert result["size_bytes_after"] < result["size_bytes_before"]
+    # conv + batch norm + relu fused into each conv's int8 module; the dense layers int8 as well
+    assert result["quantized_modules"] == ["features.0", "features.4", "features.10", "classifier"]
+    assert result["size_bytes_after"] < 0.4 * result["size_bytes_before"]  # the convolutions shrink too
+    assert abs(result["accuracy_after"] - result["accuracy_before"]) <= 0.05
     quantized = load_model(dest, int8=True)
-    assert [type(m) for m in quantized.features if isinstance(m, nn.Conv2d)] == [nn.Conv2d, nn.Conv2d]
+    assert not any(isinstance(m, nn.Conv2d) for m in quantized.modules())
     record = json.loads((dest / "model.json").read_text())
-    x, y = load_dataset(record["data"], record["seed"]).split("val")
-    assert evaluate(quantized, x, y)[1] == result["accuracy_after"]
+    data = load_dataset(record["data"], record["seed"])
+    assert evaluate(quantized, data.x_val, data.y_val)[1] == result["accuracy_after"]
+    # the same conversion again, calibrated on the same training rows: what quantize_export saved
+    fresh = quantize(load_model(dest), data.x_train).model
+    saved, loaded = fresh.state_dict(), quantized.state_dict()
+    scales = [key for key in saved if key.endswith(("scale", "zero_point", "scale_0", "zero_point_0"))]
+    assert len(scales) >= 8 and all(torch.equal(saved[key], loaded[key]) for key in scales)
+    with torch.no_grad():
+        assert torch.equal(quantized(data.x_val), fresh(data.x_val))
+
+
+def test_an_ensemble_of_cnns_quantises_each_member_statically(exported) -> None:
+    dest = exported("ensemble", {"name": "digits", "folds": 2},
+                    {"base": "cnn", "members": 2, "filters": 4, "dense_units": 16}, epochs=1)
+    result = quantize_export(dest)
+    convs = [f"members.{f}.model.members.{m}.features.{i}" for f in range(2) for m in range(2) for i in (0, 3)]
+    assert set(convs) <= set(result["quantized_modules"])
+    _check_round_trip(dest, result)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's, on the float conv
+def test_an_even_kernel_same_conv_stays_float_and_the_rest_quantises() -> None:
+    model = build_model("cnn", {"kernel_size": 2, "conv_layers": 1, "filters": 4}, (1, 8, 8), 10).eval()
+    x = torch.rand(32, 1, 8, 8)
+    copy = quantize(model, x)
+    assert quantized_layers(model, copy.model) == ["features.4", "classifier"]
+    conv = copy.model.get_submodule("features.0")  # 'same' pads one side more: float (fused with its relu)
+    assert "quantized" not in type(conv).__module__ and isinstance(conv[0], nn.Conv2d)
+    with torch.no_grad():
+        assert (copy.model(x) - model(x)).abs().max() < 0.1
+
+
+def test_a_format_1_file_still_loads(exported) -> None:
+    dest = exported("mlp", "wine", {"lr": 3e-3}, epochs=1)
+    result = quantize_export(dest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved = torch.load(dest / INT8_FILE, weights_only=True)
+        assert saved["format"] == 2 and saved["static"] == []
+        del saved["static"]  # format 1: dynamic quantisation only
+        torch.save({**saved, "format": 1}, dest / INT8_FILE)
+    data = load_dataset({"name": "wine", "val_fraction": 0.2, "test_fraction": 0.2, "folds": 0}, 0)
+    assert evaluate(load_model(dest, int8=True), data.x_test, data.y_test)[1] == result["accuracy_after"]
 
 
 def test_the_int8_copy_goes_when_the_export_is_replaced_and_is_asked_for_by_name(exported) -> None:

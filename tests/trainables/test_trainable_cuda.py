@@ -38,7 +38,7 @@ def test_resume_on_cuda_is_exact(new_recorder, trial_context) -> None:
     with pytest.raises(KeyboardInterrupt):
         run_training(KNOBS, context, report=crashed, device="cuda")
     run_training(KNOBS, context, report=resumed, start_checkpoint=crashed.checkpoints[2], device="cuda")
-    strip = lambda reports: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in reports]
+    strip = lambda reports: [{k: v for k, v in r.items() if k not in ("samples_per_s", "latency_ms")} for r in reports]
     assert strip(crashed.reports + resumed.reports) == strip(whole.reports)
     final, again = load_checkpoint(whole.checkpoints[4]), load_checkpoint(resumed.checkpoints[4])
     assert all(torch.equal(t, again["model"][k]) for k, t in final["model"].items())
@@ -90,7 +90,7 @@ def test_ensembles_and_folds_resume_exactly_on_cuda(trainable, data, knobs, new_
     with pytest.raises(KeyboardInterrupt):
         run_training({**KNOBS, **knobs}, context, report=crashed, device="cuda")
     run_training({**KNOBS, **knobs}, context, report=resumed, start_checkpoint=crashed.checkpoints[2], device="cuda")
-    strip = lambda reports: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in reports]
+    strip = lambda reports: [{k: v for k, v in r.items() if k not in ("samples_per_s", "latency_ms")} for r in reports]
     assert strip(crashed.reports + resumed.reports) == strip(whole.reports)
 
 
@@ -132,7 +132,7 @@ def test_amp_is_on_by_default_on_cuda_and_a_resume_with_its_scaler_is_exact(new_
     with pytest.raises(KeyboardInterrupt):
         run_training(knobs, context, report=crashed, device="cuda")
     run_training(knobs, context, report=resumed, start_checkpoint=crashed.checkpoints[2], device="cuda")
-    strip = lambda reports: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in reports]
+    strip = lambda reports: [{k: v for k, v in r.items() if k not in ("samples_per_s", "latency_ms")} for r in reports]
     assert strip(crashed.reports + resumed.reports) == strip(whole.reports)
     assert whole.last["val_accuracy"] > 0.85
     scaler = load_checkpoint(whole.checkpoints[4])["learners"][0]["scaler"]
@@ -161,3 +161,19 @@ def test_amp_trains_in_float16_and_evaluates_in_float32() -> None:
     dtypes.clear()
     evaluate(model, data.x_val, data.y_val)
     assert set(dtypes) == {torch.float32}
+
+
+def test_a_pruned_cnn_on_cuda_reports_its_cpu_costs_and_int8_copy_and_resumes_exactly(new_recorder,
+                                                                                     trial_context) -> None:
+    knobs = {"lr": 3e-3, "prune": 0.5, "batch_norm": True}  # mixed precision, fused adam: on by default here
+    context = trial_context("cnn", "digits", max_epochs=4, quantize=True)
+    whole, crashed, resumed = new_recorder(), new_recorder(stop_after=3), new_recorder()
+    run_training(knobs, context, report=whole, device="cuda")
+    assert [r["pruned"] for r in whole.reports] == [False, False, False, True]
+    assert whole.last["params"] < 0.6 * whole.reports[0]["params"] and whole.last["latency_ms"] > 0
+    assert abs(whole.last["int8_val_accuracy"] - whole.last["val_accuracy"]) <= 0.05
+    with pytest.raises(KeyboardInterrupt):
+        run_training(knobs, context, report=crashed, device="cuda")
+    run_training(knobs, context, report=resumed, start_checkpoint=crashed.checkpoints[3], device="cuda")
+    strip = lambda reports: [{k: v for k, v in r.items() if k not in ("samples_per_s", "latency_ms")} for r in reports]
+    assert strip(crashed.reports + resumed.reports) == strip(whole.reports)

@@ -8,9 +8,9 @@ from trainables.knobs import flatten_knobs, parse_knobs
 
 SHARED = {"lr", "optimizer", "momentum", "batch_size", "epochs", "l1", "l2", "dropout", "batch_norm", "init",
           "activation", "grad_clip", "lr_schedule", "early_stopping_patience", "augment", "init_from",
-          "freeze_features", "amp"}
+          "freeze_features", "amp", "prune"}
 CNN = {"conv_layers", "filters", "kernel_size", "dense_units"}
-MLP = {"hidden_layers", "units"}
+MLP = {"hidden_layers", "units", "select_features", "pca"}
 RNN = {"cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "vocab_size", "max_len"}
 
 
@@ -60,14 +60,16 @@ def test_defaults() -> None:
     knobs = parse_knobs("mlp", {}).as_dict()
     assert knobs == {"lr": 1e-3, "optimizer": "adam", "momentum": 0.9, "batch_size": 64, "epochs": None,
                      "l1": 0.0, "l2": 0.0, "grad_clip": 0.0, "lr_schedule": "none", "early_stopping_patience": 0,
-                     "augment": 0.0, "init_from": None, "freeze_features": False, "amp": None, "dropout": 0.0,
-                     "batch_norm": False, "activation": "relu", "init": "default", "hidden_layers": 2, "units": 128}
+                     "augment": 0.0, "init_from": None, "freeze_features": False, "amp": None, "prune": 0.0,
+                     "dropout": 0.0, "batch_norm": False, "activation": "relu", "init": "default", "hidden_layers": 2,
+                     "units": 128, "select_features": None, "pca": None}
     assert {k: v for k, v in parse_knobs("rnn", {}).as_dict().items() if k in RNN} == {
         "cell": "lstm", "embedding_dim": 64, "hidden_size": 64, "num_layers": 1, "bidirectional": False,
         "vocab_size": 20000, "max_len": 200}
     assert {k: v for k, v in parse_knobs("ensemble", {}).as_dict().items() if k in MLP | {"method", "members", "base",
                                                                                        "sample_fraction"}} == {
-        "method": "bagging", "members": 5, "base": "mlp", "sample_fraction": 1.0, "hidden_layers": 2, "units": 128}
+        "method": "bagging", "members": 5, "base": "mlp", "sample_fraction": 1.0, "hidden_layers": 2, "units": 128,
+        "select_features": None, "pca": None}
 
 
 def test_groups_and_conditional_choices_are_flattened() -> None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from trainables import KNOB_CHOICES, METRIC_KEYS, load_dataset, run_training
+from trainables.catalog import TABULAR_METRICS
 from trainables.checkpoint import load_checkpoint
 from trainables.knobs import parse_knobs
 from trainables.loop import Learner, Split, train_epoch
@@ -41,7 +42,7 @@ def test_reports_every_metric_each_epoch(recorder, trial_context) -> None:
     run_training({"epochs": 3}, trial_context(max_epochs=5, checkpoint_every=2), report=recorder)
     assert [r["epoch"] for r in recorder.reports] == [1, 2, 3]
     for report in recorder.reports:
-        assert set(report) == set(METRIC_KEYS)
+        assert set(report) == {*METRIC_KEYS, *TABULAR_METRICS}  # wine is tabular: n_features too
         assert report["planned_epochs"] == 3 and report["samples_per_s"] > 0
         assert report["generalization_gap"] == pytest.approx(report["train_accuracy"] - report["val_accuracy"])
     assert sorted(recorder.checkpoints) == [2, 3]  # every 2nd epoch, and the last
@@ -51,7 +52,7 @@ def test_same_seed_same_run(new_recorder, trial_context) -> None:
     runs = [new_recorder() for _ in range(2)]
     for run in runs:
         run_training({"dropout": 0.3}, trial_context(seed=7), report=run)
-    strip = lambda reports: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in reports]
+    strip = lambda reports: [{k: v for k, v in r.items() if k not in ("samples_per_s", "latency_ms")} for r in reports]
     assert strip(runs[0].reports) == strip(runs[1].reports)
 
 
@@ -132,7 +133,7 @@ def test_amp_has_no_effect_on_the_cpu(new_recorder, trial_context) -> None:
     default, asked = new_recorder(), new_recorder()
     run_training({}, trial_context(), report=default)
     run_training({"amp": True}, trial_context(), report=asked)
-    strip = lambda reports: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in reports]
+    strip = lambda reports: [{k: v for k, v in r.items() if k not in ("samples_per_s", "latency_ms")} for r in reports]
     assert strip(asked.reports) == strip(default.reports)
     assert load_checkpoint(asked.checkpoints[2])["learners"][0]["scaler"] == {}
 

@@ -17,6 +17,7 @@ from trainables.catalog import require_data_kind
 from trainables.configs import ENSEMBLE, FAMILY_SPECS, EnsembleConfig, ModelConfig, RNNConfig
 from trainables.models.cnn import CNN
 from trainables.models.ensemble import Ensemble, Recoded, Reindex, Rescale
+from trainables.models.feature_map import FeatureMap
 from trainables.models.mlp import MLP
 from trainables.models.rnn import RNN
 from trainables.validation import did_you_mean
@@ -91,5 +92,6 @@ def new_recode(family_name: str, values: Mapping[str, Any], input_shape: tuple[i
     return Rescale(tuple(input_shape))
 
 
-__all__ = ["CNN", "ENSEMBLE", "ENSEMBLE_KEYS", "Ensemble", "FAMILIES", "FOLDS_KEY", "Family", "MLP", "RNN", "Recoded",
-           "Reindex", "Rescale", "build_model", "family", "model_config", "new_recode", "require_data_kind"]
+__all__ = ["CNN", "ENSEMBLE", "ENSEMBLE_KEYS", "Ensemble", "FAMILIES", "FOLDS_KEY", "Family", "FeatureMap", "MLP",
+           "RNN", "Recoded", "Reindex", "Rescale", "build_model", "family", "model_config", "new_recode",
+           "require_data_kind"]

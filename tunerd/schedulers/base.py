@@ -38,6 +38,8 @@ class Scheduler:
         settings = [f"{key} {getattr(spec.scheduler, key):g}" for key in self.reads]
         if "grace_period" in self.reads:
             settings.append(f"max_t {spec.stop.max_epochs}")
+        if settings and not spec.goal().is_plain:
+            settings.append("trials compared by constraint domination and non-dominated sorting")
         return f"{self.name} ({', '.join(settings)})" if settings else self.name
 
     def build(self, spec: ExperimentSpec) -> Any:

@@ -58,12 +58,17 @@ class OptunaBackend(SearchAlgorithm):
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study on the user's terminal
         spec = experiment.spec
+        goal = spec.goal()
         sampler = self.sampler(experiment.search_options, seed=spec.seed, space=experiment.space)
         from tunerd.searchers._optuna_search import TunerdOptunaSearch
 
-        searcher = TunerdOptunaSearch(experiment.space, sampler=sampler, metric=spec.metric, mode=spec.mode,
+        searcher = TunerdOptunaSearch(experiment.space, sampler=sampler, goal=goal,
                                       points=[dict(p) for p in spec.search.initial_points])
         return searcher, {}  # the searcher returns whole configs, constants included
+
+
+#: what a missing constrained metric counts as (Optuna wants finite constraint values)
+MISSING_VIOLATION = 1e9
 
 
 def random_initial(options: Any) -> int:

@@ -6,17 +6,36 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from tunerd.objectives import Goal
 from tunerd.searchers._best_epoch import LearnsBestEpoch
-from tunerd.searchers._optuna import CONFIG_KEY, DefineByRun, point_to_params
+from tunerd.searchers._optuna import CONFIG_KEY, MISSING_VIOLATION, DefineByRun, point_to_params
 
 
 class TunerdOptunaSearch(LearnsBestEpoch, OptunaSearch):
-    def __init__(self, tree: dict[str, Any], *, sampler: Any, metric: str, mode: str,
-                 points: list[dict[str, Any]]) -> None:
+    """With several objectives Optuna's study is multi-objective (every objective's value told, a trial
+    missing one told as pruned); with constraints each trial's violation of each is set on it
+    (`Trial.set_constraint`) before it is told, which Optuna's samplers read."""
+
+    def __init__(self, tree: dict[str, Any], *, sampler: Any, goal: Goal, points: list[dict[str, Any]]) -> None:
+        metric: str | list[str] = list(goal.metrics) if goal.is_multi else goal.select
+        mode: str | list[str] = list(goal.modes) if goal.is_multi else goal.selected.mode
         super().__init__(space=DefineByRun(tree), metric=metric, mode=mode, sampler=sampler,
                          points_to_evaluate=[point_to_params(p, tree) for p in points] or None)
+        self._goal = goal
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        result = self.best_result(trial_id, result, error)
+        goal = self._goal
+        if result and goal.constraints and trial_id in self._ot_trials:
+            for constraint in goal.constraints:  # Optuna 5's samplers read them from the trial (<= 0: met)
+                violation = min(constraint.violation(result.get(constraint.metric)), MISSING_VIOLATION)
+                self._ot_trials[trial_id].set_constraint(constraint.metric, violation)
+        if result and goal.is_multi and goal.point(result) is None:
+            result = None  # Ray would tell Optuna a list holding None: a pruned trial instead
+        OptunaSearch.on_trial_complete(self, trial_id, result=result, error=error)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         with warnings.catch_warnings():
@@ -25,3 +44,19 @@ class TunerdOptunaSearch(LearnsBestEpoch, OptunaSearch):
             warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space` argument took")
             suggested = super().suggest(trial_id)
         return None if suggested is None else suggested[CONFIG_KEY]
+
+
+class PicklableNSGAII(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II sampler that pickles: Optuna 5's genetic-algorithm base holds a `threading.Lock`,
+    which neither Ray's `tuner.pkl` nor the searcher's saved state (for `tunerd resume`) can pickle."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import threading
+
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()

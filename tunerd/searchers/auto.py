@@ -12,6 +12,8 @@ The rules, in order (the figures behind them: benchmarks/search_peers.py, the RE
    benchmark's conditional problem bayesopt's median regret was a sixth of TPE's);
 5. otherwise: `gp`, Optuna's Gaussian process: on small continuous, integer and categorical spaces with
    small budgets it finds the best configuration in the fewest trials.
+With several objectives, rules 1 and 2 hold, then: `nsga2` for budgets over NSGA2_MIN_TRIALS (several
+generations of its population), else `tpe` (multi-objective TPE, Optuna's choice for small budgets).
 """
 from __future__ import annotations
 
@@ -23,14 +25,18 @@ from tunerd.space import Choice, Distribution, Grid, grid_size, iter_nodes
 #: the largest space and budget `auto` gives to the Gaussian process
 GP_MAX_PARAMETERS = 12
 GP_MAX_TRIALS = 200
+#: the smallest budget `auto` gives NSGA-II with several objectives (6 generations of its 50)
+NSGA2_MIN_TRIALS = 300
 
 
 class Auto(SearchAlgorithm):
     name = "auto"
+    multi_objective = True
     summary = "a backend picked from the space and the budget"
     accepts = Accepts(grid_axes=True)
 
-    def resolve(self, space: dict[str, Any], num_samples: int | None) -> tuple[SearchAlgorithm, str]:
+    def resolve(self, space: dict[str, Any], num_samples: int | None, *,
+                objectives: int = 1) -> tuple[SearchAlgorithm, str]:
         from tunerd.searchers import ALGORITHMS
 
         budget = num_samples if num_samples is not None else self.default_num_samples
@@ -45,6 +51,12 @@ class Auto(SearchAlgorithm):
                                             f"combinations fit the budget of {budget} trials: each is tried once")
         if any(isinstance(node, Grid) for node in searched):
             return ALGORITHMS.get("random"), "grid axes are crossed with random samples (only random does that)"
+        if objectives > 1:
+            if budget > NSGA2_MIN_TRIALS:
+                return ALGORITHMS.get("nsga2"), (f"{objectives} objectives and a budget of {budget} trials (over "
+                                                 f"{NSGA2_MIN_TRIALS}): NSGA-II evolves the Pareto front")
+            return ALGORITHMS.get("tpe"), (f"{objectives} objectives and a budget of {budget} trials: multi-objective "
+                                           "TPE learns the front from few trials")
         parameters = sum(1 for node in searched if not isinstance(node, Grid))
         if parameters > GP_MAX_PARAMETERS or budget > GP_MAX_TRIALS:
             what = (f"{parameters} searched parameters (over {GP_MAX_PARAMETERS})" if parameters > GP_MAX_PARAMETERS
@@ -58,7 +70,7 @@ class Auto(SearchAlgorithm):
                                       "fewest trials")
 
     def trial_count(self, space: dict[str, Any], num_samples: int) -> int:
-        chosen, _ = self.resolve(space, num_samples)
+        chosen, _ = self.resolve(space, num_samples)  # the grid rule is the same for every number of objectives
         return chosen.trial_count(space, 1 if chosen.name == "grid" else num_samples)
 
     def build(self, experiment: Any, *, max_concurrent: int | None) -> tuple[Any, dict[str, Any]]:

@@ -58,6 +58,8 @@ class SearchAlgorithm:
     choices_are_grid: ClassVar[bool] = False
     #: `search.num_samples` when the file leaves it out
     default_num_samples: ClassVar[int] = 40
+    #: it searches several objectives at once (`objectives:`); the others optimise one
+    multi_objective: ClassVar[bool] = False
 
     def check(self, space: dict[str, Any], initial_points: list[dict[str, Any]]) -> list[Problem]:
         """Problems with the space or the initial points for this algorithm (what `accepts` refuses)."""
@@ -87,8 +89,10 @@ class SearchAlgorithm:
                                                 "algorithm that can (hyperopt, bayesopt), or leave it out"))
         return problems
 
-    def resolve(self, space: dict[str, Any], num_samples: int | None) -> tuple[SearchAlgorithm, str]:
-        """The backend that runs, and why: itself (`auto` picks another from the space and the budget)."""
+    def resolve(self, space: dict[str, Any], num_samples: int | None, *,
+                objectives: int = 1) -> tuple[SearchAlgorithm, str]:
+        """The backend that runs, and why: itself (`auto` picks another from the space, the budget and the
+        number of objectives)."""
         return self, ""
 
     def trial_count(self, space: dict[str, Any], num_samples: int) -> int:

@@ -13,6 +13,7 @@ from tunerd.searchers.base import Accepts
 class GP(OptunaBackend):
     name = "gp"
     summary = "Optuna's Gaussian-process Bayesian optimisation"
+    multi_objective = True
     accepts = Accepts()
 
     def sampler(self, options: Any, *, seed: int, space: dict[str, Any]) -> Any:

@@ -10,6 +10,7 @@ from tunerd.searchers.base import Accepts, SearchAlgorithm
 class GridSearch(SearchAlgorithm):
     name = "grid"
     summary = "every combination of the choices and grid axes, Ray Tune's variant generator"
+    multi_objective = True
     accepts = Accepts(continuous=False, grid_axes=True, conditional_initial_points=False)
     choices_are_grid = True
     #: `num_samples` repeats the whole grid

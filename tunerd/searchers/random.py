@@ -11,6 +11,7 @@ from tunerd.searchers.base import Accepts, SearchAlgorithm
 class RandomSearch(SearchAlgorithm):
     name = "random"
     summary = "seeded random sampling, Ray Tune's variant generator"
+    multi_objective = True
     accepts = Accepts(grid_axes=True, conditional_initial_points=False)
 
     def build(self, experiment: Any, *, max_concurrent: int | None) -> tuple[Any, dict[str, Any]]:

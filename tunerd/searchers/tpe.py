@@ -12,6 +12,7 @@ from tunerd.searchers.base import Accepts
 class TPE(OptunaBackend):
     name = "tpe"
     summary = "Optuna's multivariate Tree-structured Parzen Estimator"
+    multi_objective = True
     accepts = Accepts()
 
     def sampler(self, options: Any, *, seed: int, space: dict[str, Any]) -> Any:
