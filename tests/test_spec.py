@@ -256,8 +256,10 @@ def test_objectives_set_the_goal_and_the_select_objective(write_spec):
 
 
 def test_auto_with_several_objectives_picks_a_multi_objective_sampler(write_spec):
-    experiment = load_text(write_spec, OBJECTIVES + "search: {algorithm: auto, num_samples: 40}\n")
+    experiment = load_text(write_spec, OBJECTIVES + "search: {num_samples: 40}\n")  # auto is their default
     assert experiment.algorithm.name == "tpe" and "2 objectives" in experiment.chosen_because
+    assert experiment.resolved()["search"]["algorithm"] == "auto"
+    assert load_text(write_spec, BASE).resolved()["search"]["algorithm"] == "hyperopt"  # one objective's default
     experiment = load_text(write_spec, OBJECTIVES + "search: {algorithm: auto, num_samples: 400}\n")
     assert experiment.algorithm.name == "nsga2"
 

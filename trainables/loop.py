@@ -58,7 +58,7 @@ from trainables.optim import (
     set_lr,
     weight_penalty,
 )
-from trainables.pruning import PruneSchedule, masked
+from trainables.pruning import PruneSchedule, masked, still_to_prune
 from trainables.quantize import quantize, quiet
 from trainables.ranks import Ranks
 from trainables.transfer import apply_init_from, freeze_features, keep_frozen_in_eval, trainable_parameters
@@ -246,6 +246,8 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
         metrics.update(params=nonzero_params(predictor), **costs)
         if schedule is not None:
             metrics["pruned"] = schedule.pruned(epoch)
+            if not metrics["pruned"]:  # what the exported model will have (see `trainables.pruning`)
+                metrics["params"] -= still_to_prune([learner.model for learner in learners], schedule.amount)
         if epoch == 1 and transfer.report is not None:
             metrics["transfer_loaded"] = len(transfer.report["loaded"])
             metrics["transfer_skipped"] = len(transfer.report["skipped"])

@@ -13,6 +13,11 @@ learner's model on its own; biases, batch norm and embeddings stay dense). The m
 only: when it ends, `prune.remove` makes it permanent, so every checkpoint and `best/model.pt` hold plain
 zeroed weights under their original keys, and each later epoch masks again the weights that are zero.
 A trial resumed from any checkpoint therefore does what the uninterrupted trial did.
+
+What it reports: `params` counts the non-zero parameters of the model the trial will export, from its first
+epoch (before the pruning epoch, the dense count less `still_to_prune`): a scheduler comparing trials at a
+rung, or a constraint on `params`, sees what pruning will make of each model, not a dense count that every
+trial shares until its last epochs.
 """
 from __future__ import annotations
 
@@ -105,6 +110,18 @@ def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
         elif isinstance(module, PRUNED_LAYERS):
             weights.append((module, "weight"))
     return weights
+
+
+def still_to_prune(models: Sequence[nn.Module], amount: float) -> int:
+    """How many of the models' non-zero weights pruning by `amount` will zero: each model loses its
+    round(amount x prunable) smallest weights, zeros first (what `global_unstructured` removes)."""
+    left = 0
+    for model in models:
+        weights = [getattr(layer, name) for layer, name in prunable_weights(model)]
+        total = sum(w.numel() for w in weights)
+        nonzero = sum(int(w.count_nonzero()) for w in weights)
+        left += max(0, nonzero - (total - round(amount * total)))
+    return left
 
 
 def _mask(model: nn.Module, amount: float | None) -> list[tuple[nn.Module, str, list[str]]]:

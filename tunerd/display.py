@@ -19,7 +19,10 @@ def number(value: Any) -> str:
 
 
 def score(value: Any) -> str:
-    """A metric's value at 4 significant digits, trailing zeros kept so that a column lines up (`0.7000`)."""
+    """A metric's value at 4 significant digits, trailing zeros kept so that a column lines up (`0.7000`);
+    a count (an int: `params`, `n_features`, bytes) whole (`12330`)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{float(value):#.{DIGITS}g}"
     return number(value)

@@ -3,7 +3,8 @@ for any other trial (a point of the Pareto front that is not `best/`), written t
 
 Which checkpoint: of the checkpoints Ray kept for the trial (`checkpoint.keep`, and always its last), the
 one whose report is the trial's best by the experiment's goal (`tunerd.results.beats`), read from the
-trial's own `result.json` (each row that came with a checkpoint names its folder). Reads the storage,
+trial's own `result.json` (each row that came with a checkpoint names its folder; the folders Ray deleted
+are left out). Reads the storage,
 folder or URI; no Ray session.
 """
 from __future__ import annotations
@@ -82,18 +83,35 @@ def export_trial(storage: str, name: str, trial_id: str, dest: str | Path | None
                          f"its trials: {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
     spec = read_spec(storage, name)
     text = read_text(storage, f"{name}/trial_{trial_id}/{RESULT_FILE}") or ""
+    location = ExperimentLocation(storage, name)
+    kept = _kept_checkpoints(location, f"trial_{trial_id}")
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    chosen = best_checkpoint_name(rows, summary.goal())
+    chosen = best_checkpoint_name([row for row in rows if row.get(CHECKPOINT_KEY) in kept], summary.goal())
     if chosen is None:
         raise UsageError(f"trial {trial_id} of {name!r} has no checkpoint to export (it reported none: it failed or "
                          "was stopped before its first checkpoint)")
-    location = ExperimentLocation(storage, name)
     target = Path(dest) if dest is not None else location.local / "exports" / f"trial_{trial_id}"
     builtin = not is_reference(str(spec.get("trainable", "")))
     quantize = bool((spec.get("export") or {}).get("quantize"))
     with _checkpoint_folder(location, f"trial_{trial_id}/{chosen}") as folder:
         test, export = export_model(folder, target, builtin=builtin, quantize=quantize)
     return Exported(trial_id, target, chosen, test, export)
+
+
+def _kept_checkpoints(location: ExperimentLocation, trial: str) -> set[str]:
+    """The checkpoint folders Ray kept for the trial (it deletes all but `checkpoint.keep` and the last)."""
+    if not location.remote:
+        folder = location.local / trial
+        return {p.name for p in folder.glob("checkpoint_*") if p.is_dir()} if folder.is_dir() else set()
+    import pyarrow.fs
+
+    from tunerd.storage import remote_filesystem
+
+    filesystem, root = remote_filesystem(location.storage)
+    found = filesystem.get_file_info(pyarrow.fs.FileSelector(f"{root.rstrip('/')}/{location.name}/{trial}",
+                                                             allow_not_found=True))
+    return {info.base_name for info in found
+            if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("checkpoint_")}
 
 
 @contextmanager

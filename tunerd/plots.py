@@ -121,7 +121,8 @@ def _front_panel(axes: Any, summary: Any, goal: Any) -> None:
                      label=f"infeasible ({', '.join(c.describe() for c in goal.constraints)})")
     if groups["front"]:
         xs, ys = zip(*sorted(groups["front"], key=lambda xy: first.lower_is_better(xy[0])))
-        axes.step(xs, ys, where="post", color="crimson", alpha=0.5, zorder=2)
+        if len(goal.objectives) == 2:  # a staircase only where the two axes are the whole front
+            axes.step(xs, ys, where="post", color="crimson", alpha=0.5, zorder=2)
         axes.scatter(xs, ys, s=45, color="crimson", zorder=3, label=f"Pareto front ({len(xs)} trials)")
     if best is not None:
         axes.scatter(*best, s=220, marker="*", color="gold", edgecolor="black", zorder=4,
@@ -144,7 +145,9 @@ def _parameter_panel(axes: Any, name: str, node: Any, trials: list[ShownTrial], 
             points.append((value, row.value, row.trial.trial_id == best_id))
     categorical = isinstance(node, (Choice, Grid)) or any(isinstance(v, (str, bool)) for v, _, _ in points)
     if categorical:
-        labels = sorted({str(v) for v, _, _ in points})
+        values = {str(v): v for v, _, _ in points}
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values())
+        labels = sorted(values, key=lambda label: (values[label], label) if numeric else (0, label))
         position = {label: i for i, label in enumerate(labels)}
         xs = [position[str(v)] for v, _, _ in points]
         axes.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 4 else 0)

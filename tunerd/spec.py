@@ -28,8 +28,10 @@ from tunerd.yamlfile import YamlProblem, apply_overrides, parse_yaml
 
 #: experiment names: a folder name in the storage that cannot escape it
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-#: what the file says when it leaves `search.algorithm` out
+#: what the file says when it leaves `search.algorithm` out: with one objective (auto did not beat it on the
+#: mnist benchmark, README "Search against the peers"), and with several (hyperopt optimises one)
 DEFAULT_ALGORITHM = "hyperopt"
+DEFAULT_MULTI_OBJECTIVE_ALGORITHM = "auto"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -40,8 +42,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-def _registered(registry: Any) -> Callable[[str], str]:
-    def check(name: str) -> str:
+def _registered(registry: Any, *, optional: bool = False) -> Callable[[str | None], str | None]:
+    def check(name: str | None) -> str | None:
+        if optional and name is None:
+            return name
         if name not in registry:
             names = registry.names()
             raise ValueError(f"must be one of {', '.join(names)}; got {brief(name)}{did_you_mean(name, names)}")
@@ -53,12 +57,13 @@ class SearchSpec(_Section):
     """The keys every algorithm shares; an algorithm's own keys (its `options`) are the extra ones."""
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True, allow_inf_nan=False)
-    algorithm: str = DEFAULT_ALGORITHM
+    #: None: DEFAULT_ALGORITHM, or with several objectives DEFAULT_MULTI_OBJECTIVE_ALGORITHM (set by `validate`)
+    algorithm: str | None = None
     num_samples: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     initial_points: list[dict[str, Any]] = []
 
-    _known_algorithm = field_validator("algorithm")(_registered(ALGORITHMS))
+    _known_algorithm = field_validator("algorithm")(_registered(ALGORITHMS, optional=True))
 
 
 class SchedulerSpec(_Section):
@@ -573,6 +578,8 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
     if problems:
         raise SpecError([_locate(p, lines, overridden) for p in problems], file)
     assert spec is not None
+    if spec.search.algorithm is None:  # the default, written out (spec.yaml, the plan)
+        spec = spec.model_copy(update={"search": spec.search.model_copy(update={"algorithm": default_algorithm(spec)})})
     try:
         spec = spec.model_copy(update={"storage": resolve_storage(storage, spec.storage)})
     except ValueError as exc:
@@ -587,13 +594,21 @@ def _algorithm(raw: Any, spec: ExperimentSpec | None, tree: dict[str, Any], *,
                space_ok: bool) -> tuple[SearchAlgorithm | None, str]:
     """The backend that runs, and why when `auto` picked it: None when the file names no backend that exists
     (a problem reported elsewhere)."""
-    name = raw.get("algorithm", DEFAULT_ALGORITHM) if isinstance(raw, dict) else DEFAULT_ALGORITHM
+    name = raw.get("algorithm") if isinstance(raw, dict) else None
+    if name is None:
+        name = default_algorithm(spec)
     if not isinstance(name, str) or name not in ALGORITHMS:
         return None, ""
     named = ALGORITHMS.get(name)
     if spec is None or not space_ok:  # the file's other problems come first
         return named, ""
     return named.resolve(tree, spec.search.num_samples, objectives=len(spec.objectives or [spec.metric]))
+
+
+def default_algorithm(spec: ExperimentSpec | None) -> str:
+    """The algorithm a file that names none gets."""
+    several = spec is not None and len(spec.objectives or ()) > 1
+    return DEFAULT_MULTI_OBJECTIVE_ALGORITHM if several else DEFAULT_ALGORITHM
 
 
 def _locate(problem: Problem, lines: dict[str, int], overridden: tuple[str, ...]) -> Problem:

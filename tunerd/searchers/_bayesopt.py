@@ -42,7 +42,7 @@ from sklearn.gaussian_process.kernels import Matern, WhiteKernel
 from trainables.files import write_atomic
 from tunerd.ray_internals import acquisition_maximised_by, bayes_opt_regressor
 from tunerd.searchers._best_epoch import LearnsBestEpoch
-from tunerd.space import Choice, Distribution, Grid, quantize
+from tunerd.space import Choice, Distribution, Grid, iter_nodes, quantize
 
 logger = logging.getLogger(__name__)
 
@@ -119,16 +119,18 @@ def maximise_acquisition(acq: Any, space: Any, random_state: np.random.RandomSta
     predictions per suggestion: 0.28 s at 100 observations). Here the candidates are RANDOM_CANDIDATES
     random points and NEAR_CANDIDATES Gaussian steps (a twentieth of each width) around the NEAR_BEST best
     observations, where the acquisition's maximum usually is; and each local step's value and finite
-    differences are one batched prediction. On a space with integer or categorical dimensions the candidates
-    are MIXED_CANDIDATES random points only: steps around the best observations keep their categories, and
-    on the benchmark's conditional problem they held the search in the branch it found first (median
-    regret 0.20 against 0.02). Those dimensions keep the candidates' values (bayes_opt rounds them in its
+    differences are one batched prediction. On a conditional space (`acq.random_candidates_only`, set by
+    the searcher) the candidates are MIXED_CANDIDATES random points only: steps around the best
+    observations keep their branch, and on the benchmark's conditional problem they held the search in the
+    branch it found first (median regret 0.20 against 0.02); on the mnist benchmark's unconditional mixed
+    space the steps pay (bayesopt + ASHA needed 50% of random search's trial-epochs without them, 17-19%
+    with). Integer and categorical dimensions keep the candidates' values (bayes_opt rounds them in its
     kernel)."""
     moving = np.asarray(space.continuous_dimensions, dtype=bool)
     low, high = space.bounds[:, 0], space.bounds[:, 1]
-    continuous = bool(moving.all())
-    x = space.random_sample(RANDOM_CANDIDATES if continuous else MIXED_CANDIDATES, random_state=random_state)
-    if continuous and len(space.target):
+    near = not getattr(acq, "random_candidates_only", False)
+    x = space.random_sample(RANDOM_CANDIDATES if near else MIXED_CANDIDATES, random_state=random_state)
+    if near and moving.any() and len(space.target):
         best = space.params[np.argsort(space.target)[-NEAR_BEST:]]
         around = best[random_state.randint(len(best), size=NEAR_CANDIDATES)]
         around = around + random_state.normal(size=around.shape) * (high - low) * moving / 20
@@ -203,6 +205,9 @@ class BayesOptSearcher(LearnsBestEpoch, Searcher):
         self._pbounds: dict[str, Any] = {}
         self._normals: dict[str, Distribution] = {}
         self._plan = self._compile(space, "")
+        #: a choice whose options are mappings (sub-spaces): see `maximise_acquisition`
+        self._conditional = any(isinstance(node, Choice) and any(isinstance(o, dict) for o in node.options)
+                                for node in iter_nodes(space))
         self._random_initial = default_random_initial(len(self._pbounds)) if random_initial is None else random_initial
         self._acquisition_name = acquisition
         self._rng = np.random.RandomState(seed)
@@ -370,12 +375,16 @@ class BayesOptSearcher(LearnsBestEpoch, Searcher):
         return value if self._mode == "max" else -value
 
     def _acquisition(self, targets: list[float]) -> AcquisitionFunction:
-        """A new acquisition per optimizer; PoI's xi is in target units, so it scales with the observed range."""
+        """A new acquisition per optimizer; PoI's xi is in target units, so it scales with the observed range.
+        On a conditional space it is maximised over random candidates only (see `maximise_acquisition`)."""
         if self._acquisition_name == "ucb":
-            return _UCB(kappa=UCB_KAPPA)
-        if self._acquisition_name == "ei":
-            return _EI(xi=EI_XI)
-        return _PoI(xi=POI_XI_FRACTION * (max(targets) - min(targets)))
+            acquisition = _UCB(kappa=UCB_KAPPA)
+        elif self._acquisition_name == "ei":
+            acquisition = _EI(xi=EI_XI)
+        else:
+            acquisition = _PoI(xi=POI_XI_FRACTION * (max(targets) - min(targets)))
+        acquisition.random_candidates_only = self._conditional
+        return acquisition
 
     def _gp_point(self) -> dict[str, Any]:
         """Fit a fresh optimizer on observations (duplicates averaged) plus each pending point at the GP's
