@@ -116,3 +116,22 @@ def test_a_non_finite_loss_ends_the_trial_as_diverged_not_as_an_error(ray_sessio
     assert by_x[5]["retries"] == 0 and by_x[5].get("error") is None
     assert by_x[1]["status"] == by_x[2]["status"] == "finished"
     assert outcome.summary["best"]["config"]["x"] == 2
+
+
+def test_fail_fast_stops_an_experiment_whose_first_trials_all_fail_alike(write_spec, tmp_path):
+    """A mistake every trial makes stops the run after the first 3 trials' first attempts, not after 12
+    trials x 3 attempts: exit 1 with that error and what was tried."""
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    path = write_spec(PICKY.format(attempts=attempts).replace("[1, 2, 4, 5]", "[4, 5, 6, 7, 8, 9, 10, 11, 12, 13]"))
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "tunerd.cli", "launch", str(path), "--storage", str(tmp_path / "r"),
+                           "--quiet"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error: the experiment failed: the first 3 trials all failed before their first "
+                                  "report, with ValueError (failures.fail_fast: 3; 0 turns this off); the first "
+                                  "error: ValueError: x too large: 4; tried: "), done.stderr
+    tried = sum(path.read_text().count("attempt") for path in attempts.iterdir())
+    assert tried <= 8, tried  # 3 first attempts, and what was already running or retrying; 30 without it
+    summary = json.loads((tmp_path / "r" / "picky" / "summary.json").read_text())
+    assert summary["state"] == "failed" and summary["error"].startswith("the first 3 trials all failed")

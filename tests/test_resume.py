@@ -63,6 +63,8 @@ def check_completed(storage: Path, before: dict) -> None:
     trials = {t["trial_id"]: t for t in after["trials"]}
     assert len(trials) == 4 and all(t["status"] == "finished" and t["epochs"] == 8 for t in trials.values())
     assert sorted(t["config"]["x"] for t in trials.values()) == [0.0, 1.0, 2.0, 3.0]  # no config repeated
+    for trial in trials.values():  # every epoch each trial ran, also one the killed driver never recorded
+        assert [h["epoch"] for h in trial["history"]] == list(range(1, 9)), trial
     for old in before["trials"]:
         if old["status"] == "finished":  # kept as it was: not re-run
             assert trials[old["trial_id"]]["ended"] == old["ended"]
@@ -169,6 +171,34 @@ def test_trials_tune_finished_before_the_record_saw_it_are_brought_up_to_date(tm
     assert record.trials["t_2"].error_file == "trial_t_2/error.txt"
 
 
+def test_a_trial_the_record_saw_only_after_a_resume_gets_its_earlier_epochs_back(tmp_path):
+    """A trial that started after summary.json's last write before `kill -9` resumes from its checkpoint: the
+    resumed driver sees its epochs 7 and 8 only. Ray's own results hold all eight: the end of the run
+    puts epochs 1 to 6 back into its history (and its best, when an early epoch was better)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from tunerd.objectives import Goal
+    from tunerd.results import ExperimentRecord
+
+    record = ExperimentRecord(tmp_path, name="x", goal=Goal.single("loss", "min"), trial_count=1)
+    record.started_trial("t_1", {"x": 1.0}, 0)
+    for epoch in (7, 8):
+        record.add_result("t_1", {"x": 1.0}, {"epoch": epoch, "loss": 1.0 + epoch / 10, "planned_epochs": 8})
+    record.ended_trial("t_1", {"x": 1.0}, max_epochs=8)
+    assert [h["epoch"] for h in record.trials["t_1"].history] == [7, 8]
+    losses = {e: 1.0 + abs(e - 3) / 10 for e in range(1, 9)}  # best at epoch 3
+    frame = pd.DataFrame([{"epoch": e, "loss": losses[e], "planned_epochs": 8, "trial_id": "t_1",
+                           "config/x": 1.0} for e in range(1, 9)])
+    result = SimpleNamespace(metrics={"trial_id": "t_1", "epoch": 8, "loss": losses[8]}, config={"x": 1.0},
+                             metrics_dataframe=frame, error=None)
+    record.reconcile([result], max_epochs=8)
+    trial = record.trials["t_1"]
+    assert [h["epoch"] for h in trial.history] == list(range(1, 9))
+    assert trial.status == "finished" and trial.best["epoch"] == 3 and trial.best["loss"] == losses[3]
+
+
 def test_an_optuna_search_resumes_from_its_saved_study(tmp_path):
     """Optuna's samplers keep their study in the searcher state Ray Tune saves with the experiment: after
     Ctrl-C and `tunerd resume`, the study goes on (the trials before the interruption are in it, no trial is
@@ -237,3 +267,29 @@ def test_a_multi_objective_search_resumes_with_its_study_and_its_front(tmp_path)
     study = cloudpickle.loads(state.read_bytes())["_ot_study"]
     assert len(study.directions) == 2
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 5
+
+
+def test_two_launches_of_one_name_one_runs_the_other_exits_2_at_once(tmp_path):
+    """The experiment's lock: the second `launch` (or a `resume` meanwhile) exits 2 before starting Ray,
+    naming who holds it; a lock file a dead process left behind does not block (the kernel released it)."""
+    storage = tmp_path / "r"
+    storage.mkdir()
+    (storage / ".steady.lock").write_text("pid 999999 on a-dead-host\n")  # stale: nobody holds the flock
+    (tmp_path / "steady.yaml").write_text(SPEC.replace("[0.0, 1.0, 2.0, 3.0]", "[0.0, 1.0]")
+                                          .replace("sleep: 0.4", "sleep: 1.0"))
+    first = tunerd("launch", str(tmp_path / "steady.yaml"), "--storage", str(storage), "--quiet")
+    try:
+        wait_for(storage, lambda trials: any(t["epochs"] >= 1 for t in trials))
+        started = time.monotonic()
+        second = subprocess.run([sys.executable, "-m", "tunerd.cli", "launch", str(tmp_path / "steady.yaml"),
+                                 "--storage", str(storage), "--overwrite"], cwd=REPO, capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "experiment 'steady' is in use: pid" in second.stderr and f"pid {first.pid} on" in second.stderr
+        assert time.monotonic() - started < 15  # refused before Ray starts
+        assert summary_of(storage)["driver"]["pid"] == first.pid  # the first run's record untouched
+        out, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 0, out + err
+    assert summary_of(storage)["state"] == "finished"

@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from tunerd import spec as speclib
-from tunerd.errors import UsageError
+from tunerd.errors import SpecError, UsageError
 from tunerd.options import RunOptions
 from tunerd.space import Choice, Distribution, Grid, flatten
 from tunerd.spec import Experiment
@@ -114,7 +114,10 @@ def resume(name: str, *, storage: str | None = None, run: RunOptions | None = No
         path = os.path.join(folder, "spec.yaml")
         with open(path, "w") as handle:
             handle.write(text)
-        experiment = load(path, name=name, storage=root)
+        try:
+            experiment = load(path, name=name, storage=root)
+        except SpecError as exc:  # named as the file in the storage, not the temporary copy
+            raise SpecError(exc.problems, f"{root.rstrip('/')}/{name}/spec.yaml (damaged?)") from None
     from tunerd import runner
 
     return runner.resume(experiment, options)

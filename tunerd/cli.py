@@ -405,8 +405,12 @@ def status(storage: str | None, as_json: bool) -> None:
     for row in rows:
         best = f"{row.metric} {score(row.best)}" if row.best is not None else "-"
         started = (row.started or "-").replace("T", " ")[:19]
-        click.echo(f"{row.name:<{width}}  {row.state:<11}  {f'{row.done}/{row.total}':>9}  {best:<26}  "
+        trials = f"{row.done}/{row.total}" if row.error is None else "-"
+        click.echo(f"{row.name:<{width}}  {row.state:<11}  {trials:>9}  {best:<26}  "
                    f"{started:<19}  {_duration(row.duration_s)}")
+    for row in rows:
+        if row.error is not None:
+            click.echo(f"error: {row.error}", err=True)
 
 
 @main.command()

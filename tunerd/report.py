@@ -22,6 +22,10 @@ OVERFIT_LOSS_RISE = 0.10
 OVERFIT_GAP_GROWTH = 0.02
 
 
+#: the state `status` shows for an experiment whose summary.json cannot be read
+DAMAGED = "damaged"
+
+
 def driver_identity() -> dict[str, Any]:
     """Who runs an experiment: written into `summary.json` so `status` can tell a crashed driver."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
@@ -39,17 +43,32 @@ def read_summary(storage: str, name: str) -> Summary:
 
 
 def parse_summary(text: str, where: str) -> Summary:
+    """`summary.json`'s text as a Summary; a UsageError naming the file when it is damaged (truncated,
+    garbage, or another program's JSON)."""
     try:
         return Summary.from_json(json.loads(text))
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{where} is not valid JSON ({exc})") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{where} is not a tunerd summary ({type(exc).__name__}: {exc})") from None
+        raise UsageError(f"{where} is damaged: not valid JSON ({exc})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{where} is damaged: not a tunerd summary ({type(exc).__name__}: {exc})") from None
 
 
 def read_spec(storage: str, name: str) -> dict[str, Any]:
+    """The experiment's resolved `spec.yaml` ({} when there is none); a UsageError naming the file when it is
+    damaged (not YAML, or not a mapping)."""
     text = read_text(storage, f"{name}/spec.yaml")
-    return (yaml.safe_load(text) or {}) if text else {}
+    if not text:
+        return {}
+    where = f"{storage.rstrip('/')}/{name}/spec.yaml"
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{where} is damaged: not valid YAML ({' '.join(str(exc).split())})") from None
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise UsageError(f"{where} is damaged: it holds a {type(spec).__name__}, not the experiment's keys")
+    return spec
 
 
 def effective_state(summary: Summary) -> ExperimentState:
@@ -85,7 +104,7 @@ def _parse_time(text: str | None) -> datetime | None:
 @dataclass
 class StatusRow:
     name: str
-    state: ExperimentState
+    state: ExperimentState | str  # "damaged": its summary.json cannot be read (`error` says why)
     done: int
     total: int
     metric: str
@@ -93,21 +112,25 @@ class StatusRow:
     best: float | None
     started: str | None
     duration_s: float | None
+    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def status(storage: str) -> list[StatusRow]:
-    """One row per experiment under `storage`, oldest first (a folder without a readable summary is skipped)."""
+    """One row per experiment under `storage`, oldest first; a folder without a summary.json is skipped, one
+    whose summary.json is damaged is a `damaged` row with the error (listed last)."""
     rows = []
     for name in list_folders(storage):
         text = read_text(storage, f"{name}/summary.json")
         if text is None:
             continue
         try:
-            summary = parse_summary(text, name)
-        except UsageError:
+            summary = parse_summary(text, f"{storage.rstrip('/')}/{name}/summary.json")
+        except UsageError as exc:
+            rows.append(StatusRow(name=name, state=DAMAGED, done=0, total=0, metric="", mode="", best=None,
+                                  started=None, duration_s=None, error=str(exc)))
             continue
         state = effective_state(summary)
         started, updated = _parse_time(summary.started), _parse_time(summary.updated)
@@ -116,7 +139,7 @@ def status(storage: str) -> list[StatusRow]:
             name=summary.name, state=state, done=summary.done, total=summary.trial_count,
             metric=summary.metric, mode=summary.mode, best=summary.best.metric if summary.best else None,
             started=summary.started, duration_s=(end - started).total_seconds() if started and end else None))
-    rows.sort(key=lambda row: row.started or "")
+    rows.sort(key=lambda row: (row.state == DAMAGED, row.started or ""))
     return rows
 
 

@@ -203,14 +203,16 @@ class ExperimentRecord:
                 continue  # never reported (e.g. still pending when a time budget ended the run): nothing to add
             behind = known is None or not known.status.ended or (
                 known.status in (TrialStatus.FINISHED, TrialStatus.STOPPED) and last_epoch > known.epochs)
-            if not behind:
-                continue
             config = result.config or metrics.get("config") or {}
             frame = result.metrics_dataframe
             rows = frame.to_dict("records") if frame is not None and len(frame) else [metrics]
+            rows = [{k: v.item() if hasattr(v, "item") else v for k, v in row.items()} for row in rows]
+            rows = [{k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))} for row in rows]
+            if known is not None:
+                self._fill_history(known, rows)
+            if not behind:
+                continue
             for row in rows:
-                row = {k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
-                row = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
                 epoch = int(row.get("epoch") or row.get(TRAINING_ITERATION) or 0)
                 if epoch > self.trial(trial_id, config).epochs:
                     self.add_result(trial_id, config, row)
@@ -219,6 +221,27 @@ class ExperimentRecord:
                                    Path(result.path) / "error.txt" if result.path else None)
             else:
                 self.ended_trial(trial_id, config, max_epochs=max_epochs)
+
+    def _fill_history(self, record: TrialRecord, rows: list[dict[str, Any]]) -> None:
+        """The epochs Ray Tune recorded that the record missed: a trial that started after `summary.json`'s
+        last write before a driver was killed, then resumed from its checkpoint, was seen by this driver
+        from its resumed epoch on only. Its earlier reports (and a better best among them) come from Ray's
+        per-trial results."""
+        seen = {h.get("epoch") for h in record.history}
+        missing = []
+        for row in rows:
+            metrics = _scalars(row)
+            epoch = metrics.get("epoch")
+            if is_finite_number(epoch) and epoch not in seen and epoch <= record.epochs:
+                missing.append(metrics)
+                seen.add(epoch)
+        if not missing:
+            return
+        for metrics in missing:
+            record.history.append({k: metrics[k] for k in (*HISTORY_KEYS, *self.goal.metrics) if k in metrics})
+            if beats(self.goal, metrics, record.best):
+                record.best = metrics
+        record.history.sort(key=lambda h: h.get("epoch", 0))
 
     # --- queries ------------------------------------------------------------------------------------------
     def ranked(self) -> list[TrialRecord]:

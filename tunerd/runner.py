@@ -22,11 +22,13 @@ import yaml
 from ray import tune
 from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from ray.tune.search import Searcher
+from ray.tune.stopper import CombinedStopper
 
 from trainables.files import write_atomic
 from tunerd import ray_internals
 from tunerd.errors import TunerdError, UsageError
 from tunerd.exports import export_model
+from tunerd.failfast import FailFast
 from tunerd.objectives import Goal, Objective
 from tunerd.options import RunOptions
 from tunerd.progress import ProgressView
@@ -162,7 +164,8 @@ def _callbacks(experiment: Experiment, record: ExperimentRecord, options: RunOpt
     return callbacks
 
 
-def build_tuner(experiment: Experiment, record: ExperimentRecord, options: RunOptions) -> tune.Tuner:
+def build_tuner(experiment: Experiment, record: ExperimentRecord, options: RunOptions,
+                fail_fast: FailFast | None = None) -> tune.Tuner:
     spec = experiment.spec
     concurrent = max_concurrent(spec.resources, spec.search.max_concurrent, ray.nodes(),
                                 model_based=experiment.algorithm.learns)
@@ -187,12 +190,12 @@ def build_tuner(experiment: Experiment, record: ExperimentRecord, options: RunOp
         run_config=RunConfig(
             name=experiment.name,
             storage_path=experiment.storage,
-            stop=build_stopper(spec),
+            stop=build_stopper(spec) if fail_fast is None else CombinedStopper(build_stopper(spec), fail_fast),
             checkpoint_config=CheckpointConfig(num_to_keep=spec.checkpoint.keep,
                                                checkpoint_score_attribute=spec.metric,
                                                checkpoint_score_order=spec.mode),
             failure_config=FailureConfig(max_failures=spec.failures.max_retries),
-            callbacks=_callbacks(experiment, record, options),
+            callbacks=_callbacks(experiment, record, options) + ([fail_fast] if fail_fast is not None else []),
             verbose=0,
         ),
     )
@@ -201,31 +204,39 @@ def build_tuner(experiment: Experiment, record: ExperimentRecord, options: RunOp
 def launch(experiment: Experiment, options: RunOptions) -> Outcome:
     """Run the experiment to the end and write its record; see `Outcome` for what comes back.
 
-    The experiment is trusted as loaded (`tunerd.api.load` checked the file and the trainable once).
+    The experiment is trusted as loaded (`tunerd.api.load` checked the file and the trainable once). A
+    second launch or resume of the same name meanwhile exits 2 (`ExperimentLocation.lock`).
     """
     location = experiment_location(experiment)
-    location.check(overwrite=options.overwrite)
-    with ray_session(options.address, options.num_cpus):
-        check_storage_reachable(experiment, shared=options.shared_storage)
-        check_resources(experiment, joined=options.address is not None)
-        location.create()
-        folder = location.local
-        write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
-        location.publish(folder / "spec.yaml", force=True)
-        record = ExperimentRecord(folder, name=experiment.name, goal=experiment.spec.goal(),
-                                  trial_count=experiment.trial_count, on_write=location.publish)
-        record.algorithm = experiment.algorithm_record()
-        tuner = build_tuner(experiment, record, options)
-        return _run(experiment, record, location, tuner, embedded=not options.address)
+    with location.lock():
+        location.check(overwrite=options.overwrite)
+        with ray_session(options.address, options.num_cpus):
+            check_storage_reachable(experiment, shared=options.shared_storage)
+            check_resources(experiment, joined=options.address is not None)
+            location.create()
+            folder = location.local
+            write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
+            location.publish(folder / "spec.yaml", force=True)
+            record = ExperimentRecord(folder, name=experiment.name, goal=experiment.spec.goal(),
+                                      trial_count=experiment.trial_count, on_write=location.publish)
+            record.algorithm = experiment.algorithm_record()
+            fail_fast = FailFast(experiment.spec.failures.fail_fast) if experiment.spec.failures.fail_fast else None
+            tuner = build_tuner(experiment, record, options, fail_fast)
+            return _run(experiment, record, location, tuner, embedded=not options.address, fail_fast=fail_fast)
 
 
 def resume(experiment: Experiment, options: RunOptions) -> Outcome:
     """Finish an interrupted or crashed experiment with Ray Tune's `Tuner.restore`: finished trials are
     kept (not re-run), unfinished and errored ones continue from their last checkpoint, the searcher
     continues from its saved state, and tunerd's record goes on from its `summary.json`."""
+    location = experiment_location(experiment)
+    with location.lock():
+        return _resume(experiment, options, location)
+
+
+def _resume(experiment: Experiment, options: RunOptions, location: ExperimentLocation) -> Outcome:
     from tunerd.report import effective_state, read_summary
 
-    location = experiment_location(experiment)
     previous = read_summary(experiment.storage, experiment.name)
     state = effective_state(previous)
     driver = previous.driver or {}
@@ -248,7 +259,7 @@ def resume(experiment: Experiment, options: RunOptions) -> Outcome:
 
 
 def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentLocation, tuner: tune.Tuner, *,
-         embedded: bool) -> Outcome:
+         embedded: bool, fail_fast: FailFast | None = None) -> Outcome:
     """`Tuner.fit` with the record kept current, and the end of the run (export, test score) written."""
     record.state = ExperimentState.RUNNING
     record.error = None
@@ -268,6 +279,11 @@ def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentL
         raise TunerdError(f"the experiment failed: {type(exc).__name__}: {exc}") from exc
     if interrupted[0]:
         return _interrupted(record, location)
+    if fail_fast is not None and fail_fast.reason is not None:
+        record.reconcile(results, max_epochs=experiment.spec.stop.max_epochs)
+        record.state = ExperimentState.FAILED
+        record.error = fail_fast.reason
+        return _outcome(record, location)
     return _finish(experiment, record, location, results)
 
 

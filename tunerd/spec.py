@@ -93,6 +93,8 @@ class CheckpointSpec(_Section):
 
 class FailuresSpec(_Section):
     max_retries: int = Field(2, ge=0)
+    #: the first N trials all fail alike before any report: stop the experiment (0 = off; `tunerd.failfast`)
+    fail_fast: int = Field(3, ge=0)
 
 
 class ExportSpec(_Section):

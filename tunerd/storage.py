@@ -9,12 +9,14 @@ always at the end), so a reader of the bucket sees the same files as a reader of
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,37 @@ class ExperimentLocation:
     def _remote_path(self) -> tuple[Any, str]:
         filesystem, root = remote_filesystem(self.storage)
         return filesystem, f"{root.rstrip('/')}/{self.name}"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the experiment's lock while it is launched, run or resumed: a second `launch` or `resume` of
+        the same name exits 2 at once instead of mixing two runs' trials in one folder.
+
+        An exclusive `flock` on `STORAGE/.NAME.lock` (for a URI storage: beside the local mirror, so it
+        guards this machine's runs only): the kernel releases it when its process ends however it ends, so a
+        lock a killed driver left behind never blocks the next run. The file says who holds it."""
+        import fcntl
+        import socket
+
+        root = mirror_folder(self.storage) if self.remote else Path(self.storage)
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / f".{self.name}.lock"
+        handle = open(path, "a+")  # noqa: SIM115 - held open for the whole run
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise UsageError(f"experiment '{self.name}' is in use: {holder} is launching, running or resuming "
+                                 f"it (lock {path}); wait for it to end, or choose another --name") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
 
     def check(self, *, overwrite: bool) -> None:
         """Refuse to mix two experiments' results, and a storage tunerd cannot write, before Ray starts."""
