@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -135,3 +136,82 @@ def test_fail_fast_stops_an_experiment_whose_first_trials_all_fail_alike(write_s
     assert tried <= 8, tried  # 3 first attempts, and what was already running or retrying; 30 without it
     summary = json.loads((tmp_path / "r" / "picky" / "summary.json").read_text())
     assert summary["state"] == "failed" and summary["error"].startswith("the first 3 trials all failed")
+
+
+def test_a_full_disk_mid_run_stops_the_experiment_and_keeps_the_last_good_summary(
+        ray_session, in_repo, write_spec, tmp_path, monkeypatch):
+    """ENOSPC while tunerd writes its record (injected after a few writes: this machine has no small file
+    system to fill): one clear error naming the device's file and how to go on, and summary.json is the
+    last version that was written whole."""
+    import errno
+
+    import tunerd.results
+    from trainables.files import atomic_write
+
+    writes = []
+    real = tunerd.results.write_atomic
+
+    def filling_up(path, text):
+        if len(writes) >= 3:  # the disk fills half way through the temporary file
+            def half_then_full(tmp):
+                tmp.write_text(text[: len(text) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            atomic_write(path, half_then_full)
+        writes.append(text)
+        real(path, text)
+
+    monkeypatch.setattr(tunerd.results, "write_atomic", filling_up)
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    path = write_spec(PICKY.format(attempts=attempts).replace("[1, 2, 4, 5]", "[1, 2]"))
+    with pytest.raises(tunerd.TunerdError) as failure:
+        tunerd.launch(tunerd.load(path, storage=str(tmp_path / "r")), quiet=True)
+    message = str(failure.value)
+    summary_file = tmp_path / "r" / "picky" / "summary.json"
+    assert message.startswith(f"the experiment failed: no space left on the device holding {summary_file} "
+                              "(ENOSPC): the experiment stopped; summary.json holds its last good version; "
+                              "free some space, then: tunerd resume picky"), message
+    assert summary_file.read_text() == writes[-1]  # the last good version, whole
+    assert json.loads(summary_file.read_text())["state"] == "running"
+    assert not list(summary_file.parent.glob(".summary.json.*.tmp"))  # no half-written temp file left
+
+
+def test_a_hung_trial_is_killed_and_retried_from_its_checkpoint(ray_session, in_repo, write_spec, tmp_path, caplog):
+    path = write_spec(f"""\
+        name: hung
+        trainable: tests.fixtures.toy:hangs_once
+        metric: loss
+        mode: min
+        space: {{marker: "{tmp_path / 'marker'}"}}
+        search: {{algorithm: random, num_samples: 1}}
+        scheduler: {{name: fifo}}
+        stop: {{max_epochs: 3}}
+        failures: {{max_retries: 1, hang_timeout_s: 3}}
+        """)
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="tunerd"):
+        outcome = tunerd.launch(tunerd.load(path, storage=str(tmp_path / "r")), quiet=True)
+    assert outcome.state == "finished" and time.monotonic() - started < 60
+    [trial] = outcome.summary["trials"]
+    assert trial["status"] == "finished" and trial["epochs"] == 3 and trial["retries"] == 1
+    assert trial["last"]["start"] == 2  # the retry went on from the epoch-1 checkpoint
+    assert f"trial {trial['trial_id']}: silent for" in caplog.text and "killed, to be retried" in caplog.text
+
+
+def test_the_hang_limit_is_the_number_given_or_ten_slowest_epochs_and_at_least_two_minutes():
+    from tunerd.hangs import HangWatch, hang_limit
+
+    assert hang_limit(None, 50.0) is None and hang_limit(7.5, 1000.0) == 7.5
+    assert hang_limit("auto", 3.0) == 120.0 and hang_limit("auto", 30.0) == 300.0
+    clock = [0.0]
+    watch = HangWatch("auto", clock=lambda: clock[0])
+
+    class Trial:
+        trial_id, status = "t", "RUNNING"
+        temporary_state = None  # no actor: nothing to kill, and nothing is counted
+
+    watch.on_trial_start(0, [], Trial())
+    watch.on_trial_result(0, [], Trial(), {"time_this_iter_s": 20.0})
+    clock[0] = 199.0
+    watch.on_step_begin(0, [Trial()])
+    assert watch.killed == {}  # 199 s of silence is within 10 x 20 s

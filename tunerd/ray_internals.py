@@ -215,3 +215,16 @@ def bayes_opt_regressor(optimizer: Any) -> Any:
     """The Gaussian process a `BayesianOptimization` fits in `suggest`: bayes_opt 3 has no public handle on
     it, and tunerd predicts with it (the believed values of running trials) and reads its fitted kernel."""
     return optimizer._gp
+
+
+def kill_trial_actor(trial: Any) -> bool:
+    """Kill the actor running `trial` (a hung trial, `tunerd.hangs`): Ray Tune then handles it as a crashed
+    trial (retried from its last checkpoint). The actor is only reachable through the trial's private
+    `temporary_state.ray_actor`; False when the trial has none (not started, or already stopped)."""
+    import ray
+
+    actor = getattr(getattr(trial, "temporary_state", None), "ray_actor", None)
+    if actor is None:
+        return False
+    ray.kill(actor, no_restart=True)
+    return True

@@ -7,6 +7,7 @@ trial's model exported to `best/` and scored once on the held-out test split.
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import logging
 import os
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import ray
 import yaml
@@ -29,6 +30,7 @@ from tunerd import ray_internals
 from tunerd.errors import TunerdError, UsageError
 from tunerd.exports import export_model
 from tunerd.failfast import FailFast
+from tunerd.hangs import HangWatch
 from tunerd.objectives import Goal, Objective
 from tunerd.options import RunOptions
 from tunerd.progress import ProgressView
@@ -159,6 +161,8 @@ def _callbacks(experiment: Experiment, record: ExperimentRecord, options: RunOpt
         callbacks.append(HParamsTensorBoardCallback((*goal.metrics, *(c.metric for c in goal.constraints))))
     callbacks.append(ProgressView(record, quiet=options.quiet, json_lines=options.json_lines,
                                   max_epochs=experiment.spec.stop.max_epochs))
+    if experiment.spec.failures.hang_timeout_s is not None:
+        callbacks.append(HangWatch(experiment.spec.failures.hang_timeout_s))
     if experiment.spec.resources.workers > 1:
         callbacks.append(OrphanReaper())  # the workers of a trial whose process died (see tunerd.reaper)
     return callbacks
@@ -271,20 +275,54 @@ def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentL
             results = tuner.fit()
     except KeyboardInterrupt:
         return _interrupted(record, location)
-    except Exception as exc:  # Ray's own failure (not a trial's): keep what is recorded
-        record.state = ExperimentState.FAILED
-        record.error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # Ray's own failure (not a trial's), or tunerd's record could not be written
+        _failed(record, location, exc)
+    try:
+        if interrupted[0]:
+            return _interrupted(record, location)
+        if fail_fast is not None and fail_fast.reason is not None:
+            record.reconcile(results, max_epochs=experiment.spec.stop.max_epochs)
+            record.state = ExperimentState.FAILED
+            record.error = fail_fast.reason
+            return _outcome(record, location)
+        return _finish(experiment, record, location, results)
+    except OSError as exc:  # the end of the run (the record, best/) could not be written
+        if disk_full(exc) is None:
+            raise
+        _failed(record, location, exc)
+
+
+def disk_full(exc: BaseException) -> OSError | None:
+    """The `ENOSPC` (no space left on the device) behind `exc`, if any: Ray Tune wraps what a callback
+    raised, so the cause chain is searched."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _failed(record: ExperimentRecord, location: ExperimentLocation, exc: Exception) -> NoReturn:
+    """Record the failure where the disk allows and raise it as one line. A full disk: `summary.json` stays
+    the last version written (atomic writes never leave half a file), and the message says how to go on."""
+    full = disk_full(exc)
+    if full is not None:
+        where = full.filename or location.local
+        reason = (f"no space left on the device holding {where} (ENOSPC): the experiment stopped; summary.json "
+                  f"holds its last good version; free some space, then: tunerd resume {record.name}")
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    record.state = ExperimentState.FAILED
+    record.error = reason
+    try:
         record.write()
         location.publish_all()
-        raise TunerdError(f"the experiment failed: {type(exc).__name__}: {exc}") from exc
-    if interrupted[0]:
-        return _interrupted(record, location)
-    if fail_fast is not None and fail_fast.reason is not None:
-        record.reconcile(results, max_epochs=experiment.spec.stop.max_epochs)
-        record.state = ExperimentState.FAILED
-        record.error = fail_fast.reason
-        return _outcome(record, location)
-    return _finish(experiment, record, location, results)
+    except OSError as again:
+        if disk_full(again) is None:
+            raise
+    raise TunerdError(f"the experiment failed: {reason}") from exc
 
 
 @contextlib.contextmanager

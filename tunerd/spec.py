@@ -95,6 +95,17 @@ class FailuresSpec(_Section):
     max_retries: int = Field(2, ge=0)
     #: the first N trials all fail alike before any report: stop the experiment (0 = off; `tunerd.failfast`)
     fail_fast: int = Field(3, ge=0)
+    #: a running trial silent this long is killed and retried (`tunerd.hangs`): seconds, `auto`, or null (off)
+    hang_timeout_s: Any = "auto"
+
+    @field_validator("hang_timeout_s")
+    @classmethod
+    def _seconds_or_auto(cls, value: Any) -> float | str | None:
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf"):
+            return float(value)
+        raise ValueError(f"must be auto, a number of seconds > 0, or null (off); got {brief(value)}")
 
 
 class ExportSpec(_Section):
