@@ -23,9 +23,6 @@ from tunerd.results import error_summary
 class FailFast(Callback, Stopper):
     def __init__(self, first: int) -> None:
         self.first = first
-        #: trial ids in the order Ray created them
-        self.order: list[str] = []
-        self.configs: dict[str, dict[str, Any]] = {}
         #: the first error of each trial that failed before its first report
         self.failures: dict[str, str] = {}
         self.reported: set[str] = set()
@@ -33,44 +30,39 @@ class FailFast(Callback, Stopper):
         self.reason: str | None = None
 
     # --- Callback: what happened -------------------------------------------------------------------
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id not in self.configs:
-            self.order.append(trial.trial_id)
-            self.configs[trial.trial_id] = trial.config
-
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.reported.add(trial.trial_id)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._failed(trial)
+        self._failed(trial, trials)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._failed(trial)
+        self._failed(trial, trials)
 
-    def _failed(self, trial: Any) -> None:
+    def _failed(self, trial: Any, trials: list) -> None:
         if trial.trial_id in self.reported or trial.trial_id in self.failures:
             return
-        self.on_trial_start(0, [], trial)  # a trial may fail before Ray says it started
         text = None
         if trial.error_file and Path(trial.error_file).exists():
             text = Path(trial.error_file).read_text(errors="replace")
         self.failures[trial.trial_id] = error_summary(text) or "the trial failed (no error message was recorded)"
-        self.reason = self.reason or self.verdict()
+        self.reason = self.reason or self.verdict(trials)
 
-    def verdict(self) -> str | None:
-        """The message that stops the experiment, or None while the first trials do not all fail alike."""
-        if self.first <= 0 or len(self.order) < self.first:
+    def verdict(self, trials: list) -> str | None:
+        """The message that stops the experiment, or None while the first trials (`trials` is Ray's list, in
+        the order it created them) do not all fail alike."""
+        if self.first <= 0 or len(trials) < self.first:
             return None
-        first = self.order[:self.first]
-        if any(trial_id in self.reported or trial_id not in self.failures for trial_id in first):
+        first = trials[:self.first]
+        if any(t.trial_id in self.reported or t.trial_id not in self.failures for t in first):
             return None
-        kinds = {self.failures[trial_id].split(":", 1)[0] for trial_id in first}
+        kinds = {self.failures[t.trial_id].split(":", 1)[0] for t in first}
         if len(kinds) != 1:
             return None
-        tried = "; ".join(config_text(self.configs[trial_id]) for trial_id in first)
+        tried = "; ".join(config_text(t.config) for t in first)
         return (f"the first {self.first} trials all failed before their first report, with {kinds.pop()} "
                 f"(failures.fail_fast: {self.first}; 0 turns this off); the first error: "
-                f"{self.failures[first[0]]}; tried: {tried}")
+                f"{self.failures[first[0].trial_id]}; tried: {tried}")
 
     # --- Stopper: stop everything once it has decided ----------------------------------------------
     def __call__(self, trial_id: str, result: dict) -> bool:
