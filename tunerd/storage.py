@@ -123,8 +123,12 @@ class ExperimentLocation:
         import fcntl
         import socket
 
-        root = mirror_folder(self.storage) if self.remote else Path(self.storage)
-        root.mkdir(parents=True, exist_ok=True)
+        if self.remote:
+            root = mirror_folder(self.storage)
+            root.mkdir(parents=True, exist_ok=True)
+        else:
+            root = Path(self.storage)
+            check_folder_storage(root)  # a file, a missing parent, no write access: refused, nothing created
         path = root / f".{self.name}.lock"
         handle = open(path, "a+")  # noqa: SIM115 - held open for the whole run
         try:
