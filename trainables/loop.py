@@ -22,6 +22,7 @@ model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -196,7 +197,8 @@ def run_training(config: Mapping[str, Any], context: TrialContext, *, report: Re
         record["vocab"] = list(data.vocab)
     resume = load_checkpoint(start_checkpoint) if start_checkpoint is not None else None
     if resume is not None:
-        same_model = all(resume[key] == record[key] for key in ("trainable", "model_config", "input_shape"))
+        same_model = all(resume[key] == record[key] for key in ("trainable", "input_shape")) and \
+            same_model_config(resume["model_config"], record["model_config"], type(knobs.model))
         require(same_model, "start_checkpoint", str(start_checkpoint),
                 f"holds a different model ({resume['trainable']} {resume['model_config']}) than this trial's")
 
@@ -314,6 +316,15 @@ def int8_scores(predictor: nn.Module, committees: list[Committee], parts: list[D
                                   for copy, part in zip(copies, parts, strict=True)]))
     whole = copies[0] if len(parts) == 1 else quantize(predictor, data.x_train)
     return {"int8_val_accuracy": accuracy, "int8_bytes": whole.size_bytes()}
+
+
+def same_model_config(saved: Mapping[str, Any], current: Mapping[str, Any], family: type) -> bool:
+    """Whether a checkpoint's `model_config` describes the trial's model. A knob added to the family after
+    the checkpoint was written (`select_features`, `pca`) is missing from it: it counts as its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(family)}
+    added = {key: value for key, value in current.items()
+             if key not in saved and key in defaults and value == defaults[key]}
+    return {**saved, **added} == dict(current)
 
 
 def run_epoch(committees: list[Committee], settings: TrainingConfig, shuffle: torch.Generator,

@@ -72,6 +72,8 @@ def test_a_version_1_checkpoint_still_loads(recorder, new_recorder, trial_contex
     old = {key: value for key, value in state.items() if key not in ("learners", "data_options")}
     old.update(format=1, optimizer=state["learners"][0]["optimizer"])
     old["rng"] = {key: value for key, value in state["rng"].items() if key != "augment"}
+    # knobs added to the mlp since (feature selection): absent from an old record, they count as their defaults
+    old["model_config"] = {k: v for k, v in state["model_config"].items() if k not in ("select_features", "pca")}
     torch.save(old, recorder.checkpoints[2] / CHECKPOINT_FILE)
     resumed = new_recorder()
     run_training({}, trial_context(max_epochs=3), report=resumed, start_checkpoint=recorder.checkpoints[2])
