@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tunerd.errors import Problem, brief
+from tunerd.errors import Problem, UsageError, brief
 
 #: distribution key -> number of numeric arguments
 NUMERIC_KINDS: dict[str, int] = {
@@ -205,6 +205,30 @@ def option_index(node: Choice, value: Any) -> int | None:
         elif not isinstance(option, dict) and option == value and type(option) is type(value):
             return i
     return None
+
+
+def labelled_point(point: dict[str, Any], tree: dict[str, Any], label: Callable[[str, str], str],
+                   encode: Callable[[Distribution, Any], Any] = lambda node, value: value,
+                   prefix: str = "") -> dict[str, Any]:
+    """A point (whole or partial) as `{label: value}`, for a backend that names each parameter by its path
+    (`label(prefix, key)`; a conditional option's parameters under `label(choice, index)`), takes a
+    choice's value as its option index and a distribution's as `encode(node, value)`: the walk the hyperopt
+    and Optuna adapters share, each with its own way of joining a path."""
+    labels: dict[str, Any] = {}
+    for key, value in point.items():
+        node, name = tree[key], label(prefix, key)
+        if isinstance(node, dict):
+            labels.update(labelled_point(value, node, label, encode, name))
+        elif isinstance(node, Choice):
+            index = option_index(node, value)
+            if index is None:
+                raise UsageError(f"search.initial_points: {value!r} is not one of the options of {node.path}")
+            labels[name] = index
+            if isinstance(node.options[index], dict):
+                labels.update(labelled_point(value, node.options[index], label, encode, label(name, str(index))))
+        elif isinstance(node, Distribution):
+            labels[name] = encode(node, value)
+    return labels
 
 
 def complete_point(point: dict[str, Any], tree: dict[str, Any], rng: np.random.RandomState) -> dict[str, Any]:

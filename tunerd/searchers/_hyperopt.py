@@ -13,10 +13,9 @@ from typing import Any
 from hyperopt import hp
 from hyperopt.pyll import scope
 
-from tunerd.errors import UsageError
 from tunerd.ray_internals import hyperopt_search_with_points
 from tunerd.searchers._best_epoch import LearnsBestEpoch
-from tunerd.space import Choice, Distribution, Grid, option_index
+from tunerd.space import Choice, Distribution, Grid, labelled_point
 
 
 def _distribution(label: str, node: Distribution) -> Any:
@@ -57,24 +56,14 @@ def to_hyperopt(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return space
 
 
-def point_to_labels(point: dict[str, Any], tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def point_to_labels(point: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
     """A whole configuration as hyperopt's `{label: value}` (a choice's value is its option index)."""
-    labels: dict[str, Any] = {}
-    for key, node in tree.items():
-        label = f"{prefix}/{key}" if prefix else key
-        value = point[key]
-        if isinstance(node, dict):
-            labels.update(point_to_labels(value, node, label))
-        elif isinstance(node, Distribution):
-            labels[label] = value
-        elif isinstance(node, Choice):
-            index = option_index(node, value)
-            if index is None:
-                raise UsageError(f"search.initial_points: {value!r} is not one of the options of {node.path}")
-            labels[label] = index
-            if isinstance(node.options[index], dict):
-                labels.update(point_to_labels(value, node.options[index], f"{label}/{index}"))
-    return labels
+    return labelled_point(point, tree, _slash_label)
+
+
+def _slash_label(prefix: str, key: str) -> str:
+    """`training/1/lr`, as `to_hyperopt` labels the space."""
+    return f"{prefix}/{key}" if prefix else key
 
 
 class TunerdHyperOptSearch(LearnsBestEpoch, hyperopt_search_with_points()):

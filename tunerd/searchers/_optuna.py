@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from tunerd.errors import UsageError
 from tunerd.searchers.base import NoOptions, SearchAlgorithm
-from tunerd.space import Choice, Distribution, Grid, option_index, quantize
+from tunerd.space import Choice, Distribution, Grid, labelled_point, quantize
 
 if TYPE_CHECKING:
     from tunerd.spec import Experiment
@@ -124,21 +123,11 @@ def _number(trial: Any, label: str, node: Distribution) -> int | float:
     return quantize(value, q, lo, hi) if q is not None else value
 
 
-def point_to_params(point: dict[str, Any], tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def point_to_params(point: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
     """An initial point (whole or partial) as Optuna parameters for `enqueue_trial`; what it leaves out
-    Optuna samples."""
-    params: dict[str, Any] = {}
-    for key, value in point.items():
-        node, label = tree[key], _label(prefix, key)
-        if isinstance(node, dict):
-            params.update(point_to_params(value, node, label))
-        elif isinstance(node, Choice):
-            index = option_index(node, value)
-            if index is None:
-                raise UsageError(f"search.initial_points: {value!r} is not one of the options of {node.path}")
-            params[label] = index
-            if isinstance(node.options[index], dict):
-                params.update(point_to_params(value, node.options[index], f"{label}.{index}"))
-        elif isinstance(node, Distribution):
-            params[label] = round(value / node.q) if node.kind in ("quniform", "qrandint") else value
-    return params
+    Optuna samples. A q-distribution's parameter is its multiple of q (see the encoding above)."""
+    return labelled_point(point, tree, _label, _encoded)
+
+
+def _encoded(node: Distribution, value: Any) -> Any:
+    return round(value / node.q) if node.kind in ("quniform", "qrandint") else value
