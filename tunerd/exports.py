@@ -62,13 +62,9 @@ def export_model(checkpoint_dir: Path, dest: Path, *, builtin: bool,
 
 def best_checkpoint_name(rows: list[dict[str, Any]], goal: Goal) -> str | None:
     """The checkpoint folder of the trial's best report among those that came with one."""
-    from tunerd.results import beats
+    from tunerd.results import best_of
 
-    best: dict[str, Any] | None = None
-    for row in rows:
-        if row.get(CHECKPOINT_KEY) and beats(goal, row, best or {}):
-            best = row
-    return best[CHECKPOINT_KEY] if best else None
+    return best_of(goal, ((row[CHECKPOINT_KEY], row) for row in rows if row.get(CHECKPOINT_KEY)))
 
 
 def export_trial(storage: str, name: str, trial_id: str, dest: str | Path | None = None) -> Exported:

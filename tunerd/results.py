@@ -11,11 +11,11 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ray.tune import Callback
 from ray.tune.result import (
@@ -43,6 +43,8 @@ from tunerd.summary import (
     pareto_ranks_by_id,
     rank_trials,
 )
+
+T = TypeVar("T")
 
 #: the keys Ray Tune adds to every report (bookkeeping, not the trainable's metrics)
 RAY_RESULT_KEYS = frozenset((*AUTO_RESULT_KEYS, *DEBUG_METRICS, *DEFAULT_EXPERIMENT_INFO_KEYS, DONE,
@@ -329,6 +331,16 @@ def beats(goal: Goal, report: dict[str, Any], best: dict[str, Any]) -> bool:
     if pruned is False and was_pruned is True:
         return False
     return goal.better_report(report, best)
+
+
+def best_of(goal: Goal, candidates: Iterable[tuple[T, dict[str, Any]]]) -> T | None:
+    """The item whose report is the best by `beats` (the first of equals), of `(item, report)` pairs: the
+    trial's checkpoint that becomes `best/` (the runner, `tunerd export`). None when no report has a point."""
+    best: tuple[T, dict[str, Any]] | None = None
+    for item, report in candidates:
+        if beats(goal, report, best[1] if best else {}):
+            best = (item, report)
+    return best[0] if best is not None else None
 
 
 def has_diverged(result: dict[str, Any], metric: str) -> bool:

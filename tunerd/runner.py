@@ -37,7 +37,7 @@ from tunerd.progress import ProgressView
 from tunerd.reaper import OrphanReaper
 from tunerd.report import driver_identity
 from tunerd.resources import fit, max_concurrent, misfit_message
-from tunerd.results import ExperimentRecord, RecordCallback, beats
+from tunerd.results import ExperimentRecord, RecordCallback, best_of
 from tunerd.session import embedded_ray_processes, ray_session, stop_orphaned_ray
 from tunerd.spec import Experiment
 from tunerd.stoppers import build_stopper
@@ -396,11 +396,8 @@ def _best_checkpoint(results: Any, trial_id: str, goal: Goal) -> Any:
     result; a pruned model's over a dense one's), else its last."""
     for result in results:
         if (result.metrics or {}).get("trial_id") == trial_id:
-            best = None
-            for checkpoint, metrics in result.best_checkpoints:
-                if beats(goal, metrics, best[1] if best else {}):
-                    best = (checkpoint, metrics)
-            return best[0] if best is not None else result.checkpoint
+            best = best_of(goal, result.best_checkpoints)
+            return best if best is not None else result.checkpoint
     return None
 
 
