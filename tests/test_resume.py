@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,18 +200,13 @@ def test_a_trial_the_record_saw_only_after_a_resume_gets_its_earlier_epochs_back
     assert trial.status == "finished" and trial.best["epoch"] == 3 and trial.best["loss"] == losses[3]
 
 
-def test_an_optuna_search_resumes_from_its_saved_study(tmp_path):
-    """Optuna's samplers keep their study in the searcher state Ray Tune saves with the experiment: after
-    Ctrl-C and `tunerd resume`, the study goes on (the trials before the interruption are in it, no trial is
-    run twice) and the experiment ends with its trial count."""
+def interrupted_after_two_then_resumed(tmp_path: Path, spec: str) -> tuple[dict, dict, Any]:
+    """Launch `spec` (the experiment `steady`), Ctrl-C it once two trials have finished, resume it; the
+    summary before and after the resume, and the Optuna study the searcher saved last."""
     import cloudpickle
 
     storage = tmp_path / "r"
-    (tmp_path / "steady.yaml").write_text(SPEC.replace("{x: {grid: [0.0, 1.0, 2.0, 3.0]}, epochs: 8, sleep: 0.4}",
-                                                       "{x: {uniform: [0.0, 3.0]}, epochs: 4, sleep: 0.3}")
-                                          .replace("algorithm: grid, max_concurrent: 2",
-                                                   "algorithm: tpe, num_samples: 5, max_concurrent: 2")
-                                          .replace("max_epochs: 8", "max_epochs: 4"))
+    (tmp_path / "steady.yaml").write_text(spec)
     driver = tunerd("launch", str(tmp_path / "steady.yaml"), "--storage", str(storage), "--quiet")
     try:
         wait_for(storage, lambda trials: sum(t["status"] == "finished" for t in trials) >= 2)
@@ -222,15 +218,25 @@ def test_an_optuna_search_resumes_from_its_saved_study(tmp_path):
     before = summary_of(storage)
     done = resume(storage)
     assert done.returncode == 0, done.stdout + done.stderr
-    after = summary_of(storage)
+    [state] = sorted((storage / "steady").glob("searcher-state-*.pkl"))[-1:]
+    return before, summary_of(storage), cloudpickle.loads(state.read_bytes())["_ot_study"]
+
+
+def test_an_optuna_search_resumes_from_its_saved_study(tmp_path):
+    """Optuna's samplers keep their study in the searcher state Ray Tune saves with the experiment: after
+    Ctrl-C and `tunerd resume`, the study goes on (the trials before the interruption are in it, no trial is
+    run twice) and the experiment ends with its trial count."""
+    before, after, study = interrupted_after_two_then_resumed(
+        tmp_path, SPEC.replace("{x: {grid: [0.0, 1.0, 2.0, 3.0]}, epochs: 8, sleep: 0.4}",
+                               "{x: {uniform: [0.0, 3.0]}, epochs: 4, sleep: 0.3}")
+        .replace("algorithm: grid, max_concurrent: 2", "algorithm: tpe, num_samples: 5, max_concurrent: 2")
+        .replace("max_epochs: 8", "max_epochs: 4"))
     trials = after["trials"]
     assert after["state"] == "finished" and len(trials) == 5 and all(t["status"] == "finished" for t in trials)
     assert len({t["config"]["x"] for t in trials}) == 5
     for old in before["trials"]:
         if old["status"] == "finished":
             assert next(t for t in trials if t["trial_id"] == old["trial_id"])["ended"] == old["ended"]
-    [state] = sorted((storage / "steady").glob("searcher-state-*.pkl"))[-1:]
-    study = cloudpickle.loads(state.read_bytes())["_ot_study"]
     assert sorted(t.value for t in study.trials if t.state.name == "COMPLETE") == \
         pytest.approx(sorted(t["best"]["loss"] for t in trials))
 
@@ -238,33 +244,17 @@ def test_an_optuna_search_resumes_from_its_saved_study(tmp_path):
 def test_a_multi_objective_search_resumes_with_its_study_and_its_front(tmp_path):
     """NSGA-II over two objectives, interrupted and resumed: the sampler (whose lock Optuna cannot pickle
     itself) and the multi-objective study come back, no trial runs twice, and the front is recorded."""
-    import cloudpickle
-
-    storage = tmp_path / "r"
-    (tmp_path / "steady.yaml").write_text(
-        SPEC.replace("metric: loss\nmode: min\n", "objectives:\n  - {metric: loss, mode: min}\n"
-                                                  "  - {metric: x, mode: min}\n")
+    _, after, study = interrupted_after_two_then_resumed(
+        tmp_path, SPEC.replace("metric: loss\nmode: min\n", "objectives:\n  - {metric: loss, mode: min}\n"
+                                                            "  - {metric: x, mode: min}\n")
         .replace("{x: {grid: [0.0, 1.0, 2.0, 3.0]}, epochs: 8, sleep: 0.4}",
                  "{x: {uniform: [0.0, 3.0]}, epochs: 4, sleep: 0.3}")
         .replace("algorithm: grid, max_concurrent: 2", "algorithm: nsga2, population_size: 4, num_samples: 5, "
                                                        "max_concurrent: 2")
         .replace("max_epochs: 8", "max_epochs: 4"))
-    driver = tunerd("launch", str(tmp_path / "steady.yaml"), "--storage", str(storage), "--quiet")
-    try:
-        wait_for(storage, lambda trials: sum(t["status"] == "finished" for t in trials) >= 2)
-        driver.send_signal(signal.SIGINT)
-        out, err = driver.communicate(timeout=90)
-    finally:
-        driver.kill()
-    assert driver.returncode == 130, out + err
-    done = resume(storage)
-    assert done.returncode == 0, done.stdout + done.stderr
-    after = summary_of(storage)
     trials = after["trials"]
     assert after["state"] == "finished" and len(trials) == 5 and all(t["status"] == "finished" for t in trials)
     assert len({t["config"]["x"] for t in trials}) == 5 and after["pareto"]
-    [state] = sorted((storage / "steady").glob("searcher-state-*.pkl"))[-1:]
-    study = cloudpickle.loads(state.read_bytes())["_ot_study"]
     assert len(study.directions) == 2
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 5
 
