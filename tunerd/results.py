@@ -153,8 +153,7 @@ class ExperimentRecord:
         if "planned_epochs" in metrics:
             record.planned_epochs = int(metrics["planned_epochs"])
         record.last = metrics
-        if beats(self.goal, metrics, record.best):
-            record.best = metrics
+        self._offer(record, metrics)
         record.history = [h for h in record.history if h.get("epoch", 0) < record.epochs]
         record.history.append({k: metrics[k] for k in (*HISTORY_KEYS, *self.goal.metrics) if k in metrics})
 
@@ -224,6 +223,12 @@ class ExperimentRecord:
             else:
                 self.ended_trial(trial_id, config, max_epochs=max_epochs)
 
+    def _offer(self, record: TrialRecord, metrics: dict[str, Any]) -> None:
+        """`metrics` become the trial's result when they beat it (`beats`); `feasible` follows its result."""
+        if beats(self.goal, metrics, record.best):
+            record.best = metrics
+            record.feasible = self.goal.feasible(metrics)
+
     def _fill_history(self, record: TrialRecord, rows: list[dict[str, Any]]) -> None:
         """The epochs Ray Tune recorded that the record missed: a trial that started after `summary.json`'s
         last write before a driver was killed, then resumed from its checkpoint, was seen by this driver
@@ -241,8 +246,7 @@ class ExperimentRecord:
             return
         for metrics in missing:
             record.history.append({k: metrics[k] for k in (*HISTORY_KEYS, *self.goal.metrics) if k in metrics})
-            if beats(self.goal, metrics, record.best):
-                record.best = metrics
+            self._offer(record, metrics)
         record.history.sort(key=lambda h: h.get("epoch", 0))
 
     # --- queries ------------------------------------------------------------------------------------------
@@ -259,8 +263,6 @@ class ExperimentRecord:
     # --- rendering ----------------------------------------------------------------------------------------
     def summary(self) -> Summary:
         best = self.best()
-        for trial in self.trials.values():
-            trial.feasible = self.goal.feasible(trial.best) if trial.best else None
         objectives, constraints = self.goal.as_dicts()
         pareto = [t.trial_id for t in pareto_front(self.trials.values(), self.goal)] if self.goal.is_multi else None
         return Summary(
@@ -313,8 +315,7 @@ class ExperimentRecord:
                          *[f"config/{k}" for k in config_keys], "error"])
         for rank, t in enumerate(rows, 1):
             flat = flatten(t.config)
-            marks = {"pareto_rank": fronts.get(t.trial_id, ""),
-                     "feasible": "" if not t.best else self.goal.feasible(t.best)}
+            marks = {"pareto_rank": fronts.get(t.trial_id, ""), "feasible": "" if t.feasible is None else t.feasible}
             writer.writerow([rank, t.trial_id, t.status, t.epochs, *[marks[key] for key in extra],
                              *[t.best.get(k, "") for k in metric_keys],
                              *[flat.get(k, "") for k in config_keys], t.error or ""])

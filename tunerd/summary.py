@@ -107,7 +107,8 @@ def best_trial(trials: Iterable[TrialRecord], goal: Goal) -> TrialRecord | None:
 
 def pareto_front(trials: Iterable[TrialRecord], goal: Goal) -> list[TrialRecord]:
     """The feasible trials no other feasible trial dominates, in start order."""
-    fronts = pareto_ranks_by_id(list(trials), goal)
+    trials = list(trials)
+    fronts = pareto_ranks_by_id(trials, goal)
     return sorted((t for t in trials if fronts.get(t.trial_id) == 0), key=lambda t: t.index)
 
 
