@@ -156,6 +156,11 @@ class Goal:
                    select)
 
 
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Point `a` dominates `b`: no worse in every objective and better in one (lower is better)."""
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+
 def pareto_ranks(points: Sequence[Sequence[float]]) -> list[int]:
     """Each point's Pareto rank (0: the front), lower is better in every coordinate. Vectorised: one
     dominance matrix, then fronts peeled off (1,000 points of 3 objectives: a few ms)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from tunerd.objectives import Goal, pareto_ranks, survivors
+from tunerd.objectives import Goal, dominates, survivors
 
 #: a report without a point: infinitely infeasible, so it ranks last
 NO_POINT = math.inf
@@ -108,8 +108,7 @@ class ParetoMedian(FIFOScheduler):
         if history[-1] is None:  # no feasible result yet, where enough others have one
             return TrialScheduler.STOP
         median = tuple(statistics.median(column) for column in zip(*others))
-        dominated = pareto_ranks([median, history[-1]])[1] > 0
-        return TrialScheduler.STOP if dominated else TrialScheduler.CONTINUE
+        return TrialScheduler.STOP if dominates(median, history[-1]) else TrialScheduler.CONTINUE
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         pass  # its results still count for the others, as in Ray's median rule
@@ -124,4 +123,4 @@ def _better(point: tuple[float, ...] | None, previous: tuple[float, ...] | None)
         return previous
     if previous is None:
         return point
-    return previous if pareto_ranks([previous, point])[1] > 0 else point
+    return previous if dominates(previous, point) else point
