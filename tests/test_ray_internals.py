@@ -37,6 +37,53 @@ def test_replace_restored_callbacks():
     assert tuner._local_tuner.get_run_config().callbacks is callbacks
 
 
+def _tuner_with(search_alg, max_concurrent=None):
+    from ray import tune
+    from ray.tune import TuneConfig
+
+    return tune.Tuner(lambda config: None, tune_config=TuneConfig(search_alg=search_alg, num_samples=2,
+                                                                  max_concurrent_trials=max_concurrent))
+
+
+def test_extend_restored_search_grows_a_restored_searchers_budget(tmp_path):
+    from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    searcher = HyperOptSearch(metric="loss", mode="min")
+    saved = SearchGenerator(searcher)
+    saved.set_state({"counter": 2, "total_samples": 2, "finished": True, "experiment": None})
+    saved.save_to_dir(str(tmp_path), session_str="s")
+    tuner = _tuner_with(searcher, max_concurrent=2)
+    ray_internals.extend_restored_search(tuner, trials=3, samples=3)
+    config = tuner._local_tuner._tune_config
+    extended = config.search_alg
+    assert isinstance(extended, SearchGenerator) and config.max_concurrent_trials is None
+    assert isinstance(extended.searcher, ConcurrencyLimiter) and extended.searcher.max_concurrent == 2
+    extended.restore_from_dir(str(tmp_path))  # as Ray's TuneController.resume does
+    assert extended.total_samples == 5 and not extended.is_finished()
+
+
+def test_extend_restored_search_draws_more_samples_from_a_restored_variant_generator(ray_session, tmp_path):
+    from ray import tune
+    from ray.tune.experiment import Experiment
+    from ray.tune.search import BasicVariantGenerator
+
+    generator = BasicVariantGenerator(random_state=0)
+    generator.add_configurations(Experiment("e", lambda config: None, num_samples=2,
+                                            config={"x": tune.uniform(0, 1)}))
+    drawn = [generator.next_trial().config["x"] for _ in range(2)]
+    assert generator.next_trial() is None and generator.is_finished()
+    generator.save_to_dir(str(tmp_path), session_str="s")
+    tuner = _tuner_with(BasicVariantGenerator(random_state=0))
+    ray_internals.extend_restored_search(tuner, trials=2, samples=2)
+    extended = tuner._local_tuner._tune_config.search_alg
+    extended.restore_from_dir(str(tmp_path))
+    assert extended.total_samples == 4 and not extended.is_finished()
+    more = [extended.next_trial().config["x"] for _ in range(2)]
+    assert extended.next_trial() is None and extended.is_finished()
+    assert len(set(drawn + more)) == 4  # the random state went on: nothing drawn again
+
+
 def test_quiet_trial_tracebacks_names_loggers_and_messages_ray_still_uses():
     import importlib
 

@@ -89,8 +89,10 @@ def launch(experiment: Experiment | str | os.PathLike[str], run: RunOptions | No
     return runner.launch(experiment, options)
 
 
-def resume(name: str, *, storage: str | None = None, run: RunOptions | None = None, **flags: Any) -> Outcome:
-    """Finish the interrupted or crashed experiment `name` from its files in the storage (`tunerd resume`).
+def resume(name: str, *, storage: str | None = None, extend: int = 0, run: RunOptions | None = None,
+           **flags: Any) -> Outcome:
+    """Finish the interrupted or crashed experiment `name` from its files in the storage (`tunerd resume`);
+    `extend`: run that many more trials, also on a finished experiment (`--extend N`).
 
     The experiment runs as it was launched: its resolved `spec.yaml` is read back from the storage."""
     import tempfile
@@ -120,4 +122,4 @@ def resume(name: str, *, storage: str | None = None, run: RunOptions | None = No
             raise SpecError(exc.problems, f"{root.rstrip('/')}/{name}/spec.yaml (damaged?)") from None
     from tunerd import runner
 
-    return runner.resume(experiment, options)
+    return runner.resume(experiment, options, extend=extend)

@@ -216,16 +216,18 @@ def _exists(experiment: Experiment) -> bool:
 @main.command()
 @click.argument("name")
 @storage_option
+@click.option("--extend", default=None, type=click.IntRange(min=1), metavar="N",
+              help="Run N more trials, also on a finished experiment: the searcher goes on where it stopped.")
 @run_options
-def resume(name: str, storage: str | None, run: RunOptions) -> None:
+def resume(name: str, storage: str | None, extend: int | None, run: RunOptions) -> None:
     """Finish the interrupted or crashed experiment NAME: finished trials are kept, the others continue
-    from their last checkpoint."""
+    from their last checkpoint. With --extend N, N more trials follow."""
     from tunerd import api
 
     root = _storage(storage)
     if not run.json_lines:
-        click.echo(f"tunerd: resuming {name} from {root}")
-    _end(api.resume(name, storage=root, run=run), root, json_lines=run.json_lines)
+        click.echo(f"tunerd: resuming {name} from {root}" + (f", {extend} more trials" if extend else ""))
+    _end(api.resume(name, storage=root, extend=extend or 0, run=run), root, json_lines=run.json_lines)
 
 
 def _end(outcome: Any, storage: str, *, json_lines: bool = False) -> None:

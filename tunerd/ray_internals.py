@@ -30,6 +30,49 @@ def replace_restored_callbacks(tuner: Any, callbacks: list[Any]) -> None:
     tuner._local_tuner.get_run_config().callbacks = callbacks
 
 
+def extend_restored_search(tuner: Any, *, trials: int, samples: int) -> None:
+    """Let a restored Tuner's search create `trials` more trials (`tunerd resume --extend`; `samples`: the
+    samples those are, a random search with grid axes making a whole grid of trials per sample).
+
+    Ray restores a search algorithm's budget (how many trials it may create) from its saved state inside
+    `fit`, after `restore` returned; no public API changes it, and the search algorithm is only reachable
+    through the private `_local_tuner`. Here it is replaced by one that, once Ray has restored it, grows the
+    budget and is no longer finished; the searcher's own state (its model, its random state) is restored
+    as it was, so it goes on where it stopped."""
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher, SearchGenerator
+
+    config = tuner._local_tuner._tune_config
+    search_alg = config.search_alg
+    if isinstance(search_alg, Searcher):
+        if config.max_concurrent_trials:  # as `tune.run` wraps a Searcher (it leaves a SearchGenerator alone)
+            search_alg = ConcurrencyLimiter(search_alg, max_concurrent=config.max_concurrent_trials)
+            config.max_concurrent_trials = None
+        config.search_alg = _extended(SearchGenerator, trials=trials, samples=samples)(search_alg)
+    elif isinstance(search_alg, BasicVariantGenerator):
+        extended = _extended(BasicVariantGenerator, trials=trials, samples=samples)()
+        extended.__dict__.update(search_alg.__dict__)  # Ray's restore replaces it with the saved state
+        config.search_alg = extended
+    else:
+        raise TypeError(f"cannot extend a {type(search_alg).__name__} search")
+
+
+def _extended(base: type, *, trials: int, samples: int) -> type:
+    from ray.tune.search import BasicVariantGenerator
+
+    class Extended(base):  # type: ignore[misc, valid-type]
+        def restore_from_dir(self, dirpath: str) -> None:
+            super().restore_from_dir(dirpath)
+            if isinstance(self, BasicVariantGenerator):  # a random search: its last iterator draws on
+                self._total_samples += trials
+                self._iterators[-1].num_samples_left += samples
+                self._iterators[-1].num_samples += samples
+            else:
+                self._total_samples += trials
+            self._finished = False
+
+    return Extended
+
+
 #: Ray Tune's loggers and messages for an errored trial (a traceback through Tune's internals each time)
 TRIAL_ERROR_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
 TRIAL_ERROR_MESSAGES = ("Trial task failed", "Trials did not complete")

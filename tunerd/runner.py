@@ -229,16 +229,22 @@ def launch(experiment: Experiment, options: RunOptions) -> Outcome:
             return _run(experiment, record, location, tuner, embedded=not options.address, fail_fast=fail_fast)
 
 
-def resume(experiment: Experiment, options: RunOptions) -> Outcome:
+def resume(experiment: Experiment, options: RunOptions, *, extend: int = 0) -> Outcome:
     """Finish an interrupted or crashed experiment with Ray Tune's `Tuner.restore`: finished trials are
     kept (not re-run), unfinished and errored ones continue from their last checkpoint, the searcher
-    continues from its saved state, and tunerd's record goes on from its `summary.json`."""
+    continues from its saved state, and tunerd's record goes on from its `summary.json`.
+
+    `extend`: that many more trials (also on a finished experiment), suggested by the searcher as it left
+    off; `spec.yaml`'s `num_samples` grows with them, so a later resume knows. Errored trials of a finished
+    experiment stay as they are."""
+    samples = experiment.samples_for(extend) if extend else 0  # before Ray: a grid cannot grow
     location = experiment_location(experiment)
     with location.lock():
-        return _resume(experiment, options, location)
+        return _resume(experiment, options, location, extend=extend, samples=samples)
 
 
-def _resume(experiment: Experiment, options: RunOptions, location: ExperimentLocation) -> Outcome:
+def _resume(experiment: Experiment, options: RunOptions, location: ExperimentLocation, *, extend: int,
+            samples: int) -> Outcome:
     from tunerd.report import effective_state, read_summary
 
     previous = read_summary(experiment.storage, experiment.name)
@@ -247,18 +253,26 @@ def _resume(experiment: Experiment, options: RunOptions, location: ExperimentLoc
     if state == ExperimentState.RUNNING:
         raise UsageError(f"experiment '{experiment.name}' is still running (pid {driver.get('pid')} on "
                          f"{driver.get('host')}); stop it first (Ctrl-C) or wait")
-    if state == ExperimentState.FINISHED:
-        raise UsageError(f"experiment '{experiment.name}' has already finished; nothing to resume")
+    if state == ExperimentState.FINISHED and not extend:
+        raise UsageError(f"experiment '{experiment.name}' has already finished; nothing to resume (more trials: "
+                         f"tunerd resume {experiment.name} --extend N)")
     stop_orphaned_ray(driver)
     with ray_session(options.address, options.num_cpus):
         check_storage_reachable(experiment, shared=options.shared_storage)
         check_resources(experiment, joined=options.address is not None)
         record = ExperimentRecord.from_summary(location.local, previous, on_write=location.publish)
         tuner = tune.Tuner.restore(location.where, trainable=build_trainable(experiment), resume_unfinished=True,
-                                   resume_errored=True)
+                                   resume_errored=state != ExperimentState.FINISHED)
         # Ray pickles the run config, callbacks included, into tuner.pkl when the Tuner is created: the
         # restored callbacks hold the record as it was then (empty); the current ones replace them
         ray_internals.replace_restored_callbacks(tuner, _callbacks(experiment, record, options))
+        if extend:
+            ray_internals.extend_restored_search(tuner, trials=extend, samples=samples)
+            record.trial_count += extend
+            grown = experiment.resolved()
+            grown["search"]["num_samples"] = experiment.num_samples + samples
+            write_atomic(location.local / "spec.yaml", yaml.safe_dump(grown, sort_keys=False))
+            location.publish(location.local / "spec.yaml", force=True)
         return _run(experiment, record, location, tuner, embedded=not options.address)
 
 

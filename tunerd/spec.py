@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from trainables.validation import pydantic_problems
 from tunerd import space as spacelib
-from tunerd.errors import Problem, SpecError, brief, did_you_mean
+from tunerd.errors import Problem, SpecError, UsageError, brief, did_you_mean
 from tunerd.objectives import Constraint, Goal, Objective
 from tunerd.schedulers import SCHEDULERS, Scheduler
 from tunerd.searchers import ALGORITHMS, NoOptions, SearchAlgorithm
@@ -228,6 +228,20 @@ class Experiment:
     @property
     def trial_count(self) -> int:
         return self.algorithm.trial_count(self.space, self.num_samples)
+
+    def samples_for(self, trials: int) -> int:
+        """The `num_samples` that makes `trials` more trials (`tunerd resume --extend`); a UsageError where no
+        number does: a grid search has tried every point of its grid, and a random search with grid axes
+        makes a whole grid of trials per sample."""
+        if self.algorithm.choices_are_grid:
+            raise UsageError(f"--extend: {self.algorithm_label} search has tried its whole grid; more trials "
+                             "would repeat its points: launch a new experiment with a finer grid, or search "
+                             "with random, hyperopt, tpe or gp")
+        per_sample = self.algorithm.trial_count(self.space, 1)
+        if trials % per_sample:
+            raise UsageError(f"--extend {trials}: each sample of this space is a grid of {per_sample} trials; "
+                             f"extend by a multiple of {per_sample}")
+        return trials // per_sample
 
     @property
     def algorithm_label(self) -> str:
