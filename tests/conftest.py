@@ -36,6 +36,19 @@ def ray_session():
         ray.shutdown()
 
 
+def launch_from_repo(spec: Path, storage: Path) -> None:
+    """Run the experiment file `spec` into `storage` quietly, from the repository root (where user trainables
+    named `tests.fixtures.toy:...` import), for a module-scoped fixture that cannot use `monkeypatch`."""
+    import tunerd
+
+    here = os.getcwd()
+    os.chdir(REPO)
+    try:
+        tunerd.launch(tunerd.load(spec, storage=str(storage)), quiet=True)
+    finally:
+        os.chdir(here)
+
+
 @pytest.fixture
 def in_repo(monkeypatch):
     """User trainables are named `tests.fixtures.toy:...`: importable from the repository root."""

@@ -8,7 +8,6 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-import tunerd
 from tunerd import report
 from tunerd.cli import main
 from tunerd.summary import ExperimentState, Summary, TrialRecord
@@ -76,18 +75,11 @@ stop: {{max_epochs: 9}}
 @pytest.fixture(scope="module")
 def finished(ray_session, tmp_path_factory):
     """A real ASHA experiment on disk (some trials stopped early), and its storage."""
-    import os
-
-    from tests.conftest import REPO
+    from tests.conftest import launch_from_repo
 
     root = tmp_path_factory.mktemp("report")
     (root / "asha.yaml").write_text(ASHA.format(name="asha"))
-    here = os.getcwd()
-    os.chdir(REPO)
-    try:
-        tunerd.launch(tunerd.load(root / "asha.yaml", storage=str(root / "results")), quiet=True)
-    finally:
-        os.chdir(here)
+    launch_from_repo(root / "asha.yaml", root / "results")
     return root / "results"
 
 

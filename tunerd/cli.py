@@ -518,6 +518,79 @@ def _print_front(summary: Summary, goal: Any) -> None:
         click.echo(f"  trial {trial.trial_id}: {values}  {config_text(trial.config)}")
 
 
+@main.command()
+@click.argument("name")
+@storage_option
+@click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
+@click.option("--plot", "plot_to", default=None, metavar="FILE.png",
+              help="Also draw the importances (and with ASHA, per rung) as bars.")
+@click.option("--write", "write_to", default=None, metavar="NEXT.yaml",
+              help="Write the next experiment file: ranges narrowed, unimportant knobs fixed, a comment per change.")
+@click.option("--overwrite", is_flag=True, cls=Exclusive, requires=("write_to",),
+              help="With --write: replace NEXT.yaml if it exists.")
+def analyze(name: str, storage: str | None, as_json: bool, plot_to: str | None, write_to: str | None,
+            overwrite: bool) -> None:
+    """Which hyperparameters of experiment NAME mattered (fANOVA; with ASHA per rung too), where the best
+    trials are, which bounds they crowd; and with --write, the next experiment file."""
+    from tunerd.analysis import analyze as analyze_experiment
+
+    analysis = analyze_experiment(name, _storage(storage))
+    if write_to:
+        from tunerd.nextfile import write_next
+
+        analysis.written = str(write_next(analysis, write_to, overwrite=overwrite))
+    if plot_to:
+        from tunerd.plots import plot_importance
+
+        analysis.plot = str(plot_importance(analysis, plot_to))
+    if as_json:
+        click.echo(json.dumps(analysis.to_json(), indent=2))
+        return
+    _print_analysis(analysis)
+
+
+def _print_analysis(analysis: Any) -> None:
+    from tunerd.display import number
+
+    left = ", ".join(f"{n} {reason}" for reason, n in analysis.left_out.items())
+    goal = ", ".join(f"{o['metric']} ({o['mode']})" for o in analysis.objectives)
+    click.echo(f"{analysis.name}: {analysis.used} trials analysed{f' ({left}: left out)' if left else ''}, "
+               f"optimising {goal}")
+    width = max(len(label) for label in analysis.nodes)
+    for found in (*analysis.importance, *analysis.branches):
+        where = "" if found.scope == "all trials" else f", trials where {found.scope}"
+        click.echo(f"\nimportance for {found.objective} (fANOVA over {found.trials} trials{where}):")
+        for label, share in (found.values or {}).items():
+            click.echo(f"  {label:<{width}}  {share:5.3f}  {'#' * round(share * 40)}")
+        if found.note:
+            click.echo(f"  {found.note}")
+    if analysis.rungs:
+        rungs = sorted({r.epoch for r in analysis.rungs})
+        for metric in (o["metric"] for o in analysis.objectives):
+            at = {r.epoch: r for r in analysis.rungs if r.objective == metric}
+            click.echo(f"\nper ASHA rung ({metric} at that epoch; trials that reached it):")
+            click.echo(f"  {'':<{width}}  " + "".join(f"{f'epoch {e}':>10}" for e in rungs))
+            click.echo(f"  {'trials':<{width}}  " + "".join(f"{at[e].trials:>10}" for e in rungs))
+            for label in analysis.nodes:
+                shares = [at[e].values.get(label) if at[e].values else None for e in rungs]
+                if any(share is not None for share in shares):
+                    click.echo(f"  {label:<{width}}  " + "".join(
+                        f"{'-' if share is None else f'{share:.3f}':>10}" for share in shares))
+    click.echo(f"\nbest region (the best {max(r.top for r in analysis.regions.values())} trials):")
+    for label, region in analysis.regions.items():
+        where = (f"{number(region.low)} to {number(region.high)}" if region.options is None
+                 else ", ".join(f"{option} x{n}" for option, n in region.options.items()))
+        click.echo(f"  {label:<{width}}  {where:<28}  best {number(region.best)}")
+    click.echo("")
+    click.echo("warnings:" if analysis.warnings else "warnings: none (no best trials crowd a bound)")
+    for warning in analysis.warnings:
+        click.echo(f"  {warning.message}")
+    if analysis.written:
+        click.echo(f"next experiment: {analysis.written} (tunerd validate {analysis.written})")
+    if analysis.plot:
+        click.echo(f"plot: {analysis.plot}")
+
+
 @main.command("export")
 @click.argument("name")
 @click.option("--trial", "trial_id", required=True, metavar="ID",

@@ -177,3 +177,47 @@ def _log_axis(axes: Any, low: float, high: float) -> None:
         axes.set_xticks(ticks, [f"{tick:.2g}" for tick in ticks])
     else:
         axes.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
+
+
+def plot_importance(analysis: Any, path: str | os.PathLike[str]) -> Path:
+    """`tunerd analyze NAME --plot FILE.png`: one bar chart of the importances per objective, and with ASHA
+    one per objective of the importance at each rung (grouped bars: what matters early and late)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    metrics = [o["metric"] for o in analysis.objectives]
+    labels = list(analysis.nodes)
+    panels = len(metrics) * (2 if analysis.rungs else 1)
+    figure, axes = plt.subplots(panels, 1, figsize=(max(7.0, 1.1 * len(labels) + 3), 3.8 * panels),
+                                constrained_layout=True, squeeze=False)
+    for row, metric in enumerate(metrics):
+        found = next(i for i in analysis.importance if i.objective == metric)
+        shares = [(found.values or {}).get(label, 0.0) for label in labels]
+        ax = axes[row * (2 if analysis.rungs else 1), 0]
+        ax.bar(labels, shares, color="tab:blue")
+        ax.set_title(f"{analysis.name}: importance for {metric} (fANOVA, {found.trials} trials)")
+        ax.set_ylabel("share of variance")
+        ax.tick_params(axis="x", rotation=30 if len(labels) > 4 else 0)
+        ax.grid(axis="y", alpha=0.3)
+        if analysis.rungs:
+            ax = axes[row * 2 + 1, 0]
+            rungs = [r for r in analysis.rungs if r.objective == metric and r.values is not None]
+            width = 0.8 / max(1, len(rungs))
+            for k, rung in enumerate(rungs):
+                ax.bar(np.arange(len(labels)) + (k - (len(rungs) - 1) / 2) * width,
+                       [rung.values.get(label, 0.0) for label in labels], width,
+                       label=f"epoch {rung.epoch} ({rung.trials} trials)")
+            ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 4 else 0)
+            ax.set_title(f"importance for {metric} at each ASHA rung (the trials that reached it)")
+            ax.set_ylabel("share of variance")
+            ax.grid(axis="y", alpha=0.3)
+            if rungs:
+                ax.legend(fontsize=9)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+    plt.close(figure)
+    return target

@@ -194,10 +194,10 @@ def grid_size(tree: Any, *, choices_are_grid: bool) -> int:
     return 1
 
 
-def option_index(node: Choice, value: Any) -> int | None:
-    """Which option of a choice `value` is: equal to a plain option, or a (partial) mapping whose keys and
-    constants fit a sub-space option."""
-    for i, option in enumerate(node.options):
+def option_index(node: Choice | Grid, value: Any) -> int | None:
+    """Which option of a choice (or value of a grid axis) `value` is: equal to a plain option, or a (partial)
+    mapping whose keys and constants fit a sub-space option."""
+    for i, option in enumerate(node.options if isinstance(node, Choice) else node.values):
         if isinstance(option, dict) and isinstance(value, dict):
             constants = {k: v for k, v in option.items() if not isinstance(v, (Distribution, Choice, Grid, dict))}
             if set(value) <= set(option) and all(value.get(k, v) == v for k, v in constants.items()):
@@ -219,13 +219,14 @@ def labelled_point(point: dict[str, Any], tree: dict[str, Any], label: Callable[
         node, name = tree[key], label(prefix, key)
         if isinstance(node, dict):
             labels.update(labelled_point(value, node, label, encode, name))
-        elif isinstance(node, Choice):
+        elif isinstance(node, (Choice, Grid)):
             index = option_index(node, value)
             if index is None:
                 raise UsageError(f"search.initial_points: {value!r} is not one of the options of {node.path}")
             labels[name] = index
-            if isinstance(node.options[index], dict):
-                labels.update(labelled_point(value, node.options[index], label, encode, label(name, str(index))))
+            option = (node.options if isinstance(node, Choice) else node.values)[index]
+            if isinstance(option, dict):
+                labels.update(labelled_point(value, option, label, encode, label(name, str(index))))
         elif isinstance(node, Distribution):
             labels[name] = encode(node, value)
     return labels

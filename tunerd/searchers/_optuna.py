@@ -109,18 +109,60 @@ def _suggest(trial: Any, tree: dict[str, Any], prefix: str) -> dict[str, Any]:
     return config
 
 
-def _number(trial: Any, label: str, node: Distribution) -> int | float:
+def _bounds(node: Distribution) -> tuple[bool, float, float, bool]:
+    """(integer?, low, high, log?) of the Optuna parameter a distribution node is (the encoding above)."""
     lo, hi, q = node.low, node.high, node.q
     if node.kind in ("quniform", "qrandint"):
-        k = trial.suggest_int(label, math.ceil(lo / q - 1e-9), math.floor(hi / q + 1e-9))
-        value = quantize(k * q, q, lo, hi)
-        return int(value) if node.kind == "qrandint" else value
+        return True, math.ceil(lo / q - 1e-9), math.floor(hi / q + 1e-9), False
     if node.kind in ("randint", "lograndint"):
-        return trial.suggest_int(label, int(lo), int(hi), log=node.kind == "lograndint")
+        return True, int(lo), int(hi), node.kind == "lograndint"
     if node.kind == "normal":  # [mean, sd]
-        return trial.suggest_float(label, lo - 3 * hi, lo + 3 * hi)
-    value = trial.suggest_float(label, lo, hi, log=node.is_log)
-    return quantize(value, q, lo, hi) if q is not None else value
+        return False, lo - 3 * hi, lo + 3 * hi, False
+    return False, lo, hi, node.is_log
+
+
+def _number(trial: Any, label: str, node: Distribution) -> int | float:
+    integer, lo, hi, log = _bounds(node)
+    if integer:
+        value = trial.suggest_int(label, lo, hi, log=log)
+        return decoded(node, value)
+    value = trial.suggest_float(label, lo, hi, log=log)
+    return quantize(value, node.q, node.low, node.high) if node.q is not None else value
+
+
+def decoded(node: Distribution, value: Any) -> Any:
+    """A parameter's value as the config holds it (a q-kind's multiple k of q is k x q)."""
+    if node.kind not in ("quniform", "qrandint"):
+        return value
+    value = quantize(value * node.q, node.q, node.low, node.high)
+    return int(value) if node.kind == "qrandint" else value
+
+
+def distribution(node: Distribution | Choice | Grid) -> Any:
+    """The Optuna distribution of a node's parameter: a choice (or, for analysis, a grid axis) is its option
+    index; a number as the encoding above."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(node, (Choice, Grid)):
+        return CategoricalDistribution(list(range(len(node.options if isinstance(node, Choice) else node.values))))
+    integer, lo, hi, log = _bounds(node)
+    return IntDistribution(lo, hi, log=log) if integer else FloatDistribution(lo, hi, log=log)
+
+
+def labelled_nodes(tree: dict[str, Any], prefix: str = "") -> dict[str, Distribution | Choice | Grid]:
+    """Every parameter Optuna could see, by label, conditional ones (under `choice.index.`) included."""
+    found: dict[str, Distribution | Choice | Grid] = {}
+    for key, node in tree.items():
+        label = _label(prefix, key)
+        if isinstance(node, dict):
+            found.update(labelled_nodes(node, label))
+        elif isinstance(node, (Distribution, Choice, Grid)):
+            found[label] = node
+            options = node.options if isinstance(node, Choice) else node.values if isinstance(node, Grid) else ()
+            for index, option in enumerate(options):
+                if isinstance(option, dict):
+                    found.update(labelled_nodes(option, _label(label, str(index))))
+    return found
 
 
 def point_to_params(point: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
