@@ -156,6 +156,8 @@ def _numeric(node: Distribution, region: Region, warning: BoundWarning | None, s
     elif high - low >= KEEP:
         return None
     lo, hi = _bounds(node, _value_at(node, low), _value_at(node, high))
+    side = warning.side if warning is not None else None
+    lo, hi = (lo if side == "lower" else max(lo, node.low)), (hi if side == "upper" else min(hi, node.high))
     if (lo, hi) == (node.low, node.high):
         return None
     args = [lo, hi, *([node.q] if node.q is not None else [])]

@@ -189,7 +189,8 @@ def plot_importance(analysis: Any, path: str | os.PathLike[str]) -> Path:
     import numpy as np
 
     metrics = [o["metric"] for o in analysis.objectives]
-    labels = list(analysis.nodes)
+    first = analysis.importance[0].values or {}
+    labels = sorted(analysis.nodes, key=lambda label: -first.get(label, 0.0))  # the most important first
     panels = len(metrics) * (2 if analysis.rungs else 1)
     figure, axes = plt.subplots(panels, 1, figsize=(max(7.0, 1.1 * len(labels) + 3), 3.8 * panels),
                                 constrained_layout=True, squeeze=False)
