@@ -52,26 +52,32 @@ def applicable(algorithm: str, problem: Problem) -> bool:
 
 
 def run_tunerd(problem: Problem, algorithm: str, seed: int, storage: Path) -> dict[str, Any]:
+    name = f"{problem.name}-{algorithm}-{seed}"
+    search = {"algorithm": algorithm, "num_samples": problem.budget, "max_concurrent": 1}
+    summary, experiment, wall_s = launch_test_function(name, {**problem.space, "problem": problem.name}, search,
+                                                       seed, storage)
+    values = [t.best["value"] for t in sorted(summary.trials, key=lambda t: t.index) if "value" in t.best]
+    return {"best": min(values), "trials": len(values), "wall_s": wall_s, "ran": experiment.algorithm.name}
+
+
+def launch_test_function(name: str, space: dict[str, Any], search: dict[str, Any], seed: int,
+                         storage: Path) -> tuple[Any, Any, float]:
+    """`tunerd.api.launch` of an experiment whose trainable is `benchmarks.workloads:test_function` (one report
+    per trial, FIFO): its summary, the loaded experiment, and the seconds it took."""
     import yaml
 
     from tunerd import api
     from tunerd.options import RunOptions
 
-    name = f"{problem.name}-{algorithm}-{seed}"
     spec = {"name": name, "trainable": "benchmarks.workloads:test_function", "metric": "value", "mode": "min",
-            "seed": seed, "space": {**problem.space, "problem": problem.name},
-            "search": {"algorithm": algorithm, "num_samples": problem.budget, "max_concurrent": 1},
-            "scheduler": {"name": "fifo"}, "stop": {"max_epochs": 1}, "failures": {"max_retries": 0},
-            "tensorboard": False}
+            "seed": seed, "space": space, "search": search, "scheduler": {"name": "fifo"}, "stop": {"max_epochs": 1},
+            "failures": {"max_retries": 0}, "tensorboard": False}
     path = storage / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     experiment = api.load(path, storage=str(storage))
     started = time.perf_counter()
     outcome = api.launch(experiment, RunOptions(quiet=True, overwrite=True))
-    summary = outcome.record.summary()
-    values = [t.best["value"] for t in sorted(summary.trials, key=lambda t: t.index) if "value" in t.best]
-    return {"best": min(values), "trials": len(values), "wall_s": round(time.perf_counter() - started, 2),
-            "ran": experiment.algorithm.name}
+    return outcome.record.summary(), experiment, round(time.perf_counter() - started, 2)
 
 
 def run_optuna(problem: Problem, sampler_name: str, seed: int) -> dict[str, Any]:

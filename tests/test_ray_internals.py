@@ -119,6 +119,40 @@ def test_hyperopt_search_with_points_starts_with_the_points_in_order():
     assert 0 <= searcher.suggest("t3")["x"] <= 1
 
 
+def test_hyperopt_search_with_points_holds_observed_points_as_done_without_running_them():
+    from hyperopt import hp
+
+    searcher = ray_internals.hyperopt_search_with_points()(
+        space={"x": hp.uniform("x", 0, 1)}, metric="m", mode="max", points=[{"x": 0.25}],
+        observed=[({"x": 0.5}, 3.0), ({"x": 0.9}, 1.0)], n_initial_points=2, random_state_seed=0)
+    done = [t for t in searcher._hpopt_trials.trials if t["result"].get("status") == "ok"]
+    # mode max: hyperopt minimises the negated value
+    assert [(t["misc"]["vals"]["x"], t["result"]["loss"]) for t in done] == [([0.5], -3.0), ([0.9], -1.0)]
+    assert searcher.suggest("t1") == {"x": 0.25}  # the initial point first, the observations never
+    assert searcher.suggest("t2")["x"] not in (0.5, 0.9)
+
+
+def test_optuna_study_is_the_study_of_ray_optuna_search():
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(space=lambda trial: {"x": trial.suggest_float("x", 0, 1)}, metric="m", mode="min")
+    assert isinstance(ray_internals.optuna_study(searcher), optuna.Study)
+
+
+def test_ga_generation_key_is_the_attribute_nsga2_reads():
+    import optuna
+
+    sampler = optuna.samplers.NSGAIISampler(seed=0, population_size=2)
+    study = optuna.create_study(sampler=sampler, directions=["minimize", "minimize"])
+    for x in (0.1, 0.9, 0.5):
+        study.add_trial(optuna.trial.create_trial(
+            values=[x, 1 - x], params={"x": x}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+            system_attrs={ray_internals.ga_generation_key(sampler): 0}))
+    study.optimize(lambda trial: [trial.suggest_float("x", 0, 1)] * 2, n_trials=1)
+    assert study.trials[-1].system_attrs[ray_internals.ga_generation_key(sampler)] == 1  # bred from generation 0
+
+
 def test_train_controller_callback_has_the_controller_start_hook():
     callback = ray_internals.train_controller_callback()
     assert inspect.isclass(callback) and hasattr(callback, "after_controller_start")
@@ -179,7 +213,8 @@ def test_bayes_opt_regressor_is_the_gp_suggest_fits():
 def test_no_other_module_touches_a_private_part_of_ray(module):
     """`ray._private`, `ray._raylet`, `._internal` and the private attributes above appear in ray_internals only."""
     pattern = re.compile(r"ray\._private|ray\._raylet|\._internal\b|_local_tuner|_setup_hyperopt|_hpopt_trials"
-                         r"|_on_insufficient_samples|_trial_writer|_clean_tag|\._gp\b|_node_ip_address|temporary_state")
+                         r"|_on_insufficient_samples|_trial_writer|_clean_tag|\._gp\b|_node_ip_address|temporary_state"
+                         r"|_ot_study|_get_generation_key|metric_op")
     offenders = [f"{path.relative_to(REPO)}:{i}" for path in sorted((REPO / module).rglob("*.py"))
                  if path.name != "ray_internals.py"
                  for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]

@@ -200,6 +200,8 @@ def launch(spec: str, overrides: tuple[str, ...], name: str | None, storage: str
         click.echo(f"tunerd: {experiment.name}: {experiment.trial_count} trials of {experiment.spec.trainable}, "
                    f"{experiment.algorithm_label} + {experiment.scheduler.name}, optimising "
                    f"{_goal_text(experiment.spec.goal())}")
+        for line in experiment.warm_start.lines() if experiment.warm_start is not None else ():
+            click.echo(f"tunerd: {line}")
     if resume and _exists(experiment):
         outcome = api.resume(experiment.name, storage=experiment.storage, run=run)
     else:

@@ -119,28 +119,53 @@ def median_rule_without_pauses() -> type:
 @functools.cache
 def hyperopt_search_with_points() -> type:
     """Ray's HyperOptSearch whose first trials are given points in hyperopt's own labels (`points=` keyword:
-    a list of {label: value}, a choice's value its option index). Ray's `points_to_evaluate` cannot reach
-    inside a chosen branch of a conditional space; hyperopt's own `generate_trials_to_calculate` can, and
-    the searcher's trial store is set up in the private `_setup_hyperopt` (`_hpopt_trials`, counted by
-    `_points_to_evaluate`)."""
+    a list of {label: value}, a choice's value its option index), and which starts with `observed=` points
+    already evaluated (a list of ({label: value}, the metric's value): a warm start, never run again).
+    Ray's `points_to_evaluate` cannot reach inside a chosen branch of a conditional space, and Ray's
+    HyperOptSearch takes no evaluated values; hyperopt's own `generate_trials_to_calculate` can do both (a
+    point it holds as done, with its result, is an observation TPE models and counts towards its random
+    start). The searcher's trial store is set up in the private `_setup_hyperopt` (`_hpopt_trials`, whose
+    first `_points_to_evaluate` entries are handed out as trials, last first), and its sign in `metric_op`."""
     from ray.tune.search.hyperopt import HyperOptSearch
 
     class HyperOptSearchWithPoints(HyperOptSearch):
-        def __init__(self, *args: Any, points: list[dict[str, Any]] = (), **kwargs: Any) -> None:
+        def __init__(self, *args: Any, points: list[dict[str, Any]] = (),
+                     observed: list[tuple[dict[str, Any], float]] = (), **kwargs: Any) -> None:
             self._labelled_points = list(points)
+            self._observed = list(observed)
             super().__init__(*args, points_to_evaluate=None, **kwargs)
 
         def _setup_hyperopt(self) -> None:
             super()._setup_hyperopt()
-            if self._labelled_points:
+            if self._labelled_points or self._observed:
+                import hyperopt
                 from hyperopt.fmin import generate_trials_to_calculate
 
                 # hyperopt takes initial points last-in first-out: reverse them so they run in file order
-                self._hpopt_trials = generate_trials_to_calculate(list(reversed(self._labelled_points)))
+                labels = [*reversed(self._labelled_points), *(point for point, _ in self._observed)]
+                self._hpopt_trials = generate_trials_to_calculate(labels)
+                self._hpopt_trials.refresh()
+                for trial, (_, value) in zip(self._hpopt_trials.trials[len(self._labelled_points):], self._observed):
+                    trial["state"] = hyperopt.JOB_STATE_DONE
+                    trial["result"] = {"loss": self.metric_op * value, "status": hyperopt.STATUS_OK}
                 self._hpopt_trials.refresh()
                 self._points_to_evaluate = len(self._labelled_points)
 
     return HyperOptSearchWithPoints
+
+
+def optuna_study(searcher: Any) -> Any:
+    """The Optuna study inside Ray's `OptunaSearch`, for observations of earlier trials (`study.add_trial`):
+    Ray's own `add_evaluated_point` refuses a define-by-run space (tunerd's), and the study is its private
+    `_ot_study` (created when the searcher has its space, metric and mode)."""
+    return searcher._ot_study
+
+
+def ga_generation_key(sampler: Any) -> str:
+    """The system attribute in which Optuna's genetic-algorithm samplers (NSGA-II) keep a trial's generation:
+    a completed trial added to the study with generation 0 is a parent of the next (a warm start). Optuna
+    names the key only through its private `_get_generation_key`."""
+    return sampler._get_generation_key()
 
 
 # --- Ray Train ----------------------------------------------------------------------------------------------

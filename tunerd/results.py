@@ -120,6 +120,7 @@ class ExperimentRecord:
         self.error: str | None = None
         self.driver: dict[str, Any] | None = None
         self.algorithm: dict[str, Any] | None = None
+        self.warm_start: list[dict[str, Any]] | None = None
 
     @classmethod
     def from_summary(cls, folder: str | os.PathLike[str], summary: Summary,
@@ -129,6 +130,7 @@ class ExperimentRecord:
                      started=summary.started, on_write=on_write)
         record.trials = {trial.trial_id: trial for trial in summary.trials}
         record.test, record.export, record.algorithm = summary.test, summary.export, summary.algorithm
+        record.warm_start = summary.warm_start
         return record
 
     # --- updates ------------------------------------------------------------------------------------------
@@ -272,7 +274,8 @@ class ExperimentRecord:
                 trial_id=best.trial_id, config=best.config, metric=best.best[self.metric],
                 epoch=best.best.get("epoch"), epochs=best.epochs, checkpoint=self.best_checkpoint),
             objectives=objectives, constraints=constraints or None, pareto=pareto,
-            algorithm=self.algorithm, test=self.test, export=self.export, error=self.error, driver=self.driver,
+            algorithm=self.algorithm, warm_start=self.warm_start, test=self.test, export=self.export,
+            error=self.error, driver=self.driver,
             trials=self._in_order())
 
     def _in_order(self) -> list[TrialRecord]:

@@ -224,6 +224,7 @@ def launch(experiment: Experiment, options: RunOptions) -> Outcome:
             record = ExperimentRecord(folder, name=experiment.name, goal=experiment.spec.goal(),
                                       trial_count=experiment.trial_count, on_write=location.publish)
             record.algorithm = experiment.algorithm_record()
+            record.warm_start = experiment.warm_start.record() if experiment.warm_start is not None else None
             fail_fast = FailFast(experiment.spec.failures.fail_fast) if experiment.spec.failures.fail_fast else None
             tuner = build_tuner(experiment, record, options, fail_fast)
             return _run(experiment, record, location, tuner, embedded=not options.address, fail_fast=fail_fast)

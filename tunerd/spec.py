@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -25,6 +25,9 @@ from tunerd.searchers import ALGORITHMS, NoOptions, SearchAlgorithm
 from tunerd.storage import DEFAULT_STORAGE, resolve_storage
 from tunerd.trainable import TRAINABLE_REFERENCE, is_reference
 from tunerd.yamlfile import YamlProblem, apply_overrides, parse_yaml
+
+if TYPE_CHECKING:
+    from tunerd.warmstart import WarmStart
 
 #: experiment names: a folder name in the storage that cannot escape it
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -62,6 +65,9 @@ class SearchSpec(_Section):
     num_samples: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     initial_points: list[dict[str, Any]] = []
+    #: earlier experiments (`NAME`, or `STORAGE/NAME`) whose trials enter the search as observations
+    #: (`tunerd.warmstart`)
+    warm_start: list[str] = []
 
     _known_algorithm = field_validator("algorithm")(_registered(ALGORITHMS, optional=True))
 
@@ -203,6 +209,8 @@ class Experiment:
     scheduler: Scheduler = field(default_factory=lambda: SCHEDULERS.get("asha"))
     #: what the file says that this run ignores (printed by `validate` and `launch`)
     warnings: tuple[str, ...] = ()
+    #: the earlier trials `search.warm_start` names, mapped onto this space (`tunerd.warmstart`)
+    warm_start: WarmStart | None = None
 
     @property
     def storage(self) -> str:
@@ -252,6 +260,12 @@ class Experiment:
         """What `summary.json` says of the search algorithm: its name, and when `auto` picked it, why."""
         chosen = {"chosen_by": "auto", "why": self.chosen_because} if self.chosen_because else {}
         return {"name": self.algorithm.name, **chosen}
+
+    def observations(self) -> list[tuple[dict[str, Any], float]]:
+        """The warm start's earlier trials as (config, value of the metric): what a backend that optimises one
+        objective learns from them."""
+        found = self.warm_start.observations if self.warm_start is not None else ()
+        return [(observation.config, observation.value(self.spec.metric)) for observation in found]
 
     def data_for_trainable(self) -> dict[str, Any]:
         """The `data` a trial gets, as a plain mapping."""
@@ -612,9 +626,21 @@ def validate(raw: Any, *, file: str | None = None, lines: dict[str, int] | None 
     except ValueError as exc:
         raise SpecError([_locate(Problem("storage", str(exc)), lines, overridden)], file) from None
     assert options is not None and algorithm is not None  # a valid algorithm and options, or a problem above
-    return Experiment(spec=spec, space=tree, raw=raw, file=file, data=data, algorithm=algorithm,
-                      search_options=options, chosen_because=why, scheduler=SCHEDULERS.get(spec.scheduler.name),
-                      warnings=tuple(warnings))
+    experiment = Experiment(spec=spec, space=tree, raw=raw, file=file, data=data, algorithm=algorithm,
+                            search_options=options, chosen_because=why, scheduler=SCHEDULERS.get(spec.scheduler.name),
+                            warnings=tuple(warnings))
+    return _with_warm_start(experiment, lines, overridden)
+
+
+def _with_warm_start(experiment: Experiment, lines: dict[str, int], overridden: tuple[str, ...]) -> Experiment:
+    """The experiment with the earlier trials `search.warm_start` names (read from the storage, which is known
+    only now); their problems raised as the file's."""
+    from tunerd import warmstart
+
+    found, problems, warnings = warmstart.load(experiment)
+    if problems:
+        raise SpecError([_locate(p, lines, overridden) for p in problems], experiment.file)
+    return replace(experiment, warm_start=found, warnings=(*experiment.warnings, *warnings))
 
 
 def _algorithm(raw: Any, spec: ExperimentSpec | None, tree: dict[str, Any], *,

@@ -152,6 +152,8 @@ class Summary:
     pareto: list[str] | None = None
     #: the search algorithm that ran: `name`, and when `auto` picked it, `chosen_by` and `why`
     algorithm: dict[str, Any] | None = None
+    #: `search.warm_start`: per earlier experiment, its observations and what was left out (`tunerd.warmstart`)
+    warm_start: list[dict[str, Any]] | None = None
     #: the best trial scored once on the held-out test split
     test: dict[str, Any] | None = None
     #: the int8 copy's accuracy and size (`export.quantize`)

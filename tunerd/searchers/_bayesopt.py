@@ -188,7 +188,10 @@ class BayesOptSearcher(LearnsBestEpoch, Searcher):
     """
 
     def __init__(self, space: dict, *, metric: str, mode: str, seed: int = 0,
-                 initial_points: list[dict] = (), random_initial: int | None = None, acquisition: str = "ei") -> None:
+                 initial_points: list[dict] = (), random_initial: int | None = None, acquisition: str = "ei",
+                 observations: list[tuple[dict, float]] = ()) -> None:
+        """`observations`: earlier trials (whole configs, their values of the metric), registered with the model
+        as if they had run here (a warm start); they count towards `random_initial`."""
         if not isinstance(space, dict):
             raise ValueError(f"space={space!r}: must be a dict of parsed nodes")
         _check_metric_mode(metric, mode)
@@ -218,6 +221,13 @@ class BayesOptSearcher(LearnsBestEpoch, Searcher):
             except _Mismatch as e:
                 raise ValueError(f"initial_points[{i}]{e}") from None
         self._observed: list[tuple[dict[str, Any], float]] = []  # (point, the trial's best metric)
+        for i, (config, value) in enumerate(observations):
+            try:
+                self._observed.append((self._encode(self._plan, config, ""), float(value)))
+            except _Mismatch as e:
+                raise ValueError(f"observations[{i}]{e}") from None
+        #: how many of `_observed` came from earlier experiments
+        self._warm = len(self._observed)
         self._kernel_start: KernelStart | None = None  # the last fit's hyperparameters
         self._fits = 0
         self._pending: dict[str, dict[str, Any]] = {}
@@ -235,7 +245,7 @@ class BayesOptSearcher(LearnsBestEpoch, Searcher):
         """The next full config; its internal point stays pending until the trial completes."""
         if self._initial:
             point = {**self._random_point(), **self._initial.pop(0)}
-        elif self._count < self._random_initial or not self._observed or not self._pbounds:
+        elif self._count + self._warm < self._random_initial or not self._observed or not self._pbounds:
             point = self._fresh(self._random_point())
         else:
             try:
@@ -271,7 +281,8 @@ class BayesOptSearcher(LearnsBestEpoch, Searcher):
         name, keys, pos, has_gauss, gauss = self._rng.get_state()
         state = {
             "version": _STATE_VERSION, "space": self._signature(), "metric": self._metric, "mode": self._mode,
-            "count": self._count, "observed": self._observed, "pending": self._pending, "best_seen": self._best_seen,
+            "count": self._count, "warm": self._warm, "observed": self._observed, "pending": self._pending,
+            "best_seen": self._best_seen,
             "initial": self._initial, "rng": [name, keys.tolist(), pos, has_gauss, gauss], "fits": self._fits,
             "kernel": None if self._kernel_start is None else [self._kernel_start.length_scales.tolist(),
                                                                self._kernel_start.noise],
@@ -288,6 +299,7 @@ class BayesOptSearcher(LearnsBestEpoch, Searcher):
         self._observed = [(point, value) for point, value in state["observed"]]
         self._pending, self._initial = state["pending"], state["initial"]
         self._best_seen = state.get("best_seen", {})  # absent in states saved before it was kept
+        self._warm = state.get("warm", 0)  # absent in states saved before warm starts
         kernel = state.get("kernel")  # the warm start of the next fit (absent before it was kept: a full fit)
         self._kernel_start = KernelStart(np.array(kernel[0]), kernel[1]) if kernel else None
         self._fits = state.get("fits", 0)

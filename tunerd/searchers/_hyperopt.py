@@ -70,7 +70,9 @@ class TunerdHyperOptSearch(LearnsBestEpoch, hyperopt_search_with_points()):
     """Ray's HyperOptSearch (TPE, state saving, Tune integration) over tunerd's translation of the space."""
 
     def __init__(self, tree: dict[str, Any], *, metric: str, mode: str, points: list[dict[str, Any]],
-                 n_initial_points: int, seed: int) -> None:
+                 n_initial_points: int, seed: int, observed: list[tuple[dict[str, Any], float]] = ()) -> None:
+        """`observed`: earlier trials (whole configs and their values of the metric), a warm start."""
         super().__init__(space=to_hyperopt(tree), metric=metric, mode=mode,
                          points=[point_to_labels(p, tree) for p in points],
+                         observed=[(point_to_labels(config, tree), value) for config, value in observed],
                          n_initial_points=n_initial_points, random_state_seed=seed)

@@ -47,10 +47,19 @@ class OptunaBackend(SearchAlgorithm):
 
     options: ClassVar[type[NoOptions]] = OptunaOptions
     learns = True
+    #: earlier trials join the study as completed trials (`study.add_trial`)
+    warm_starts = True
 
-    def sampler(self, options: Any, *, seed: int, space: dict[str, Any]) -> Any:
-        """The Optuna sampler to run (Optuna imported here, not when the file is checked)."""
+    def sampler(self, options: Any, *, seed: int, space: dict[str, Any], observed: list[Any]) -> Any:
+        """The Optuna sampler to run (Optuna imported here, not when the file is checked); `observed`: the
+        warm start's completed trials, which the study will hold (a sampler with its own warm-start API takes
+        them too)."""
         raise NotImplementedError
+
+    def observed(self, experiment: Experiment) -> list[Any]:
+        """The warm start's earlier trials as Optuna's completed trials (`frozen_trials`)."""
+        found = experiment.warm_start.observations if experiment.warm_start is not None else ()
+        return frozen_trials(found, experiment.space, experiment.spec.goal())
 
     def build(self, experiment: Experiment, *, max_concurrent: int | None) -> tuple[Any, dict[str, Any]]:
         import optuna
@@ -58,11 +67,12 @@ class OptunaBackend(SearchAlgorithm):
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study on the user's terminal
         spec = experiment.spec
         goal = spec.goal()
-        sampler = self.sampler(experiment.search_options, seed=spec.seed, space=experiment.space)
+        observed = self.observed(experiment)
+        sampler = self.sampler(experiment.search_options, seed=spec.seed, space=experiment.space, observed=observed)
         from tunerd.searchers._optuna_search import TunerdOptunaSearch
 
         searcher = TunerdOptunaSearch(experiment.space, sampler=sampler, goal=goal,
-                                      points=[dict(p) for p in spec.search.initial_points])
+                                      points=[dict(p) for p in spec.search.initial_points], observed=observed)
         return searcher, {}  # the searcher returns whole configs, constants included
 
 
@@ -173,3 +183,21 @@ def point_to_params(point: dict[str, Any], tree: dict[str, Any]) -> dict[str, An
 
 def _encoded(node: Distribution, value: Any) -> Any:
     return round(value / node.q) if node.kind in ("quniform", "qrandint") else value
+
+
+def frozen_trials(observations: Any, tree: dict[str, Any], goal: Any) -> list[Any]:
+    """Earlier trials (`tunerd.warmstart.Observation`s) as completed Optuna trials: the parameters and
+    distributions are those the define-by-run function gives each config (Optuna's `FixedTrial` records
+    them), the values every objective's, the constraints' violations as a trial of this run sets them."""
+    import optuna
+
+    define, trials = DefineByRun(tree), []
+    for observation in observations:
+        fixed = optuna.trial.FixedTrial(point_to_params(observation.config, tree))
+        define(fixed)
+        constraints = {c.metric: min(c.violation(observation.result.get(c.metric)), MISSING_VIOLATION)
+                       for c in goal.constraints}
+        trials.append(optuna.trial.create_trial(
+            values=[observation.value(metric) for metric in goal.metrics], params=fixed.params,
+            distributions=fixed.distributions, constraints=constraints or None))
+    return trials

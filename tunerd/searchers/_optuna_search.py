@@ -10,6 +10,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from tunerd.objectives import Goal
+from tunerd.ray_internals import optuna_study
 from tunerd.searchers._best_epoch import LearnsBestEpoch
 from tunerd.searchers._optuna import CONFIG_KEY, MISSING_VIOLATION, DefineByRun, point_to_params
 
@@ -19,12 +20,18 @@ class TunerdOptunaSearch(LearnsBestEpoch, OptunaSearch):
     missing one told as pruned); with constraints each trial's violation of each is set on it
     (`Trial.set_constraint`) before it is told, which Optuna's samplers read."""
 
-    def __init__(self, tree: dict[str, Any], *, sampler: Any, goal: Goal, points: list[dict[str, Any]]) -> None:
+    def __init__(self, tree: dict[str, Any], *, sampler: Any, goal: Goal, points: list[dict[str, Any]],
+                 observed: list[optuna.trial.FrozenTrial] = ()) -> None:
+        """`observed`: earlier trials, completed (`_optuna.frozen_trials`), added to the study (a warm start:
+        the sampler models them and counts them towards its random start; Tune never runs them)."""
         metric: str | list[str] = list(goal.metrics) if goal.is_multi else goal.select
         mode: str | list[str] = list(goal.modes) if goal.is_multi else goal.selected.mode
         super().__init__(space=DefineByRun(tree), metric=metric, mode=mode, sampler=sampler,
                          points_to_evaluate=[point_to_params(p, tree) for p in points] or None)
         self._goal = goal
+        study = optuna_study(self)
+        for trial in observed:
+            study.add_trial(trial)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         result = self.best_result(trial_id, result, error)

@@ -54,6 +54,9 @@ class SearchAlgorithm:
     #: suggestions depend on earlier results: the runner lets such a searcher fill every free slot at once
     #: (Ray Tune allows an uncapped Searcher one pending trial, see `tunerd.resources.max_concurrent`)
     learns: ClassVar[bool] = False
+    #: it takes earlier trials as observations (`search.warm_start`, `Experiment.warm_start`) through its
+    #: library's own API, without running them again
+    warm_starts: ClassVar[bool] = False
     #: every `choice` is a grid axis too (grid search)
     choices_are_grid: ClassVar[bool] = False
     #: `search.num_samples` when the file leaves it out

@@ -23,6 +23,7 @@ class BayesOpt(SearchAlgorithm):
     accepts = Accepts()
     options = BayesOptOptions
     learns = True
+    warm_starts = True
 
     def build(self, experiment: Any, *, max_concurrent: int | None) -> tuple[Any, dict[str, Any]]:
         from tunerd.searchers._bayesopt import BayesOptSearcher
@@ -32,6 +33,7 @@ class BayesOpt(SearchAlgorithm):
             experiment.space, metric=spec.metric, mode=spec.mode, seed=spec.seed,
             initial_points=[dict(p) for p in spec.search.initial_points],
             random_initial=options.random_initial, acquisition=options.acquisition,
+            observations=experiment.observations(),
         )
         return searcher, {}  # the searcher returns whole configs, constants included
 

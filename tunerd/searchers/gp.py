@@ -16,7 +16,7 @@ class GP(OptunaBackend):
     multi_objective = True
     accepts = Accepts()
 
-    def sampler(self, options: Any, *, seed: int, space: dict[str, Any]) -> Any:
+    def sampler(self, options: Any, *, seed: int, space: dict[str, Any], observed: list[Any]) -> Any:
         import optuna
 
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=random_initial(options),

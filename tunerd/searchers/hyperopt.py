@@ -23,6 +23,7 @@ class HyperOpt(SearchAlgorithm):
     accepts = Accepts()
     options = HyperOptOptions
     learns = True
+    warm_starts = True
 
     def build(self, experiment: Any, *, max_concurrent: int | None) -> tuple[Any, dict[str, Any]]:
         import numpy as np
@@ -36,7 +37,7 @@ class HyperOpt(SearchAlgorithm):
             experiment.space, metric=spec.metric, mode=spec.mode,
             points=[complete_point(dict(p), experiment.space, rng) for p in spec.search.initial_points],
             n_initial_points=HYPEROPT_RANDOM_INITIAL if options.random_initial is None else options.random_initial,
-            seed=spec.seed,
+            seed=spec.seed, observed=experiment.observations(),
         )
         return searcher, {}  # the searcher holds the space, constants included
 

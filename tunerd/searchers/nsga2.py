@@ -27,10 +27,14 @@ class NSGA2(OptunaBackend):
     accepts = Accepts()
     options = NSGA2Options
 
-    def sampler(self, options: Any, *, seed: int, space: dict[str, Any]) -> Any:
+    def sampler(self, options: Any, *, seed: int, space: dict[str, Any], observed: list[Any]) -> Any:
+        from tunerd.ray_internals import ga_generation_key
         from tunerd.searchers._optuna_search import PicklableNSGAII
 
-        return PicklableNSGAII(seed=seed, population_size=options.population_size or POPULATION)
+        sampler = PicklableNSGAII(seed=seed, population_size=options.population_size or POPULATION)
+        for trial in observed:  # a warm start's trials are its first generation, the next one's parents
+            trial.system_attrs[ga_generation_key(sampler)] = 0
+        return sampler
 
 
 BACKEND = NSGA2()

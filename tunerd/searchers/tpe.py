@@ -15,7 +15,7 @@ class TPE(OptunaBackend):
     multi_objective = True
     accepts = Accepts()
 
-    def sampler(self, options: Any, *, seed: int, space: dict[str, Any]) -> Any:
+    def sampler(self, options: Any, *, seed: int, space: dict[str, Any], observed: list[Any]) -> Any:
         import warnings
 
         import optuna
