@@ -266,3 +266,17 @@ def test_a_warm_started_launch_runs_only_its_own_trials(ray_session, in_repo, tm
     # the model, not the cold seed's random start, chose: no trial is the cold searcher's first suggestion
     cold_first = cold.suggest("c0")
     assert cold_first not in configs
+
+
+def test_validate_prints_the_warm_start_and_its_warnings(tmp_path):
+    from click.testing import CliRunner
+
+    from tunerd.cli import main
+
+    earlier(tmp_path, "first", [{"x1": 1.0, "x2": 2.0, "epochs": 3}, {"x1": 12.0, "x2": 2.0, "epochs": 3}], [3.0, 1.0])
+    path = tmp_path / "again.yaml"
+    path.write_text(yaml.safe_dump(new_spec(tmp_path, ["first"], space={**SPACE, "epochs": 4})))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "warm start: 1 observation from first (1 outside the new space dropped)" in result.output
+    assert "warning: search.warm_start[0]: first ran with epochs 3, this experiment with 4" in result.output

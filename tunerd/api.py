@@ -60,7 +60,8 @@ def plan(experiment: Experiment) -> dict[str, Any]:
         "max_concurrent": spec.search.max_concurrent or "as resources allow",
         "resources per trial": f"cpu {resources.cpu:g}, gpu {resources.gpu:g}" if resources.workers == 1
         else f"{resources.workers} workers, each cpu {resources.cpu:g}, gpu {resources.gpu:g}",
-        **({"warm start": "; ".join(experiment.warm_start.lines())} if experiment.warm_start is not None else {}),
+        **({"warm start": "; ".join(s.describe() for s in experiment.warm_start.sources)}
+           if experiment.warm_start is not None else {}),
         "searched": searched,
         "constants": {k: v for k, v in flat.items() if k not in searched},
         "results": ExperimentLocation(experiment.storage, experiment.name).where,

@@ -60,12 +60,16 @@ class Source:
     filled: tuple[str, ...] = ()
 
     def line(self) -> str:
+        """What `launch` prints."""
+        return f"warm start: {self.describe()}"
+
+    def describe(self) -> str:
         notes = [f"{self.outside} outside the new space dropped"] if self.outside else []
         notes += [f"{self.left_out} without a result left out"] if self.left_out else []
         notes += [f"knobs dropped: {', '.join(self.dropped)}"] if self.dropped else []
         notes += [f"knobs filled from the new space: {', '.join(self.filled)}"] if self.filled else []
         plural = "" if self.observations == 1 else "s"
-        return (f"warm start: {self.observations} observation{plural} from {self.name}"
+        return (f"{self.observations} observation{plural} from {self.name}"
                 + (f" ({'; '.join(notes)})" if notes else ""))
 
     def record(self) -> dict[str, Any]:
