@@ -37,6 +37,18 @@ def test_summary_file_holds_the_summary(tmp_path):
     assert written["trials"][0]["config"]["group"]["units"] == 8  # numpy -> plain numbers
 
 
+def test_a_trial_keeps_its_first_index_and_no_two_trials_share_one(tmp_path):
+    """After `Tuner.restore` Ray Tune lists its trials by last result, newest first: a trial that starts again
+    (retried, resumed) is at another place in that list, and a new trial may be at a place an old one has.
+    (The 1,000-trial soak found 42 shared indices before this.)"""
+    record = record_with_trials(tmp_path, n=3)  # t0, t1, t2, then "nan" at 3
+    record.started_trial("t0", {}, 3)  # resumed, now fourth in Ray's list
+    record.started_trial("new", {"lr": 0.5}, 1)  # new after a resume, where t1 is
+    record.add_result("late", {}, {"epoch": 1, "loss": 0.1})  # first seen in a result
+    indices = {t.trial_id: t.index for t in record.trials.values()}
+    assert indices == {"t0": 0, "t1": 1, "t2": 2, "nan": 3, "new": 4, "late": 5}
+
+
 def test_summary_file_without_trials(tmp_path):
     ExperimentRecord(tmp_path, name="x", goal=Goal.single("loss", "min"), trial_count=3).write()
     assert json.loads((tmp_path / "summary.json").read_text())["trials"] == []

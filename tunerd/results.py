@@ -134,14 +134,19 @@ class ExperimentRecord:
         return record
 
     # --- updates ------------------------------------------------------------------------------------------
-    def trial(self, trial_id: str, config: dict[str, Any]) -> TrialRecord:
+    def trial(self, trial_id: str, config: dict[str, Any], index: int | None = None) -> TrialRecord:
+        """The trial's record, created on first sight with `index` (its place in Ray Tune's list of trials)
+        unless another trial has it, else the next number: a trial keeps the index it was first given, and no
+        two share one (Ray Tune re-orders its list on `Tuner.restore`: by last result, newest first)."""
         if trial_id not in self.trials:
-            self.trials[trial_id] = TrialRecord(trial_id=trial_id, config=config)
+            taken = {t.index for t in self.trials.values()}
+            if index is None or index in taken:
+                index = max(taken, default=-1) + 1
+            self.trials[trial_id] = TrialRecord(trial_id=trial_id, config=config, index=index)
         return self.trials[trial_id]
 
     def started_trial(self, trial_id: str, config: dict[str, Any], index: int) -> None:
-        record = self.trial(trial_id, config)
-        record.index = index
+        record = self.trial(trial_id, config, index)
         record.status = TrialStatus.RUNNING
         record.started = record.started or now_iso()
 
