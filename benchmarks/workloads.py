@@ -81,3 +81,57 @@ def _restored_epoch() -> int:
         return 0
     with checkpoint.as_directory() as folder:
         return json.loads((Path(folder) / "state.json").read_text())["epoch"]
+
+
+#: the faults the soak draws, each with its share of trials (the rest are healthy); `soak_fault` draws from a
+#: hash of the trial's id, so a fault is random across trials, the same in every attempt of one trial, and
+#: not something the searcher can learn to avoid
+SOAK_FAULTS = (("raise", 0.03), ("sigkill", 0.03), ("nan", 0.03), ("hang", 0.03))
+#: epochs of a soak trial; the faults strike in epoch 2
+SOAK_EPOCHS = 3
+
+
+def soak_fault(trial_id: str) -> str:
+    """The fault the soak trial `trial_id` carries: `none` or one of SOAK_FAULTS."""
+    import hashlib
+
+    u = int.from_bytes(hashlib.sha256(trial_id.encode()).digest()[:8], "big") / 2 ** 64
+    edge = 0.0
+    for fault, share in SOAK_FAULTS:
+        edge += share
+        if u < edge:
+            return fault
+    return "none"
+
+
+def soak(config: dict) -> None:
+    """The soak's trial (`benchmarks/reliability.py --soak`): SOAK_EPOCHS checkpointed epochs of a quadratic
+    in `x` and `y`, carrying `soak_fault(its trial id)`:
+    - `raise`: every attempt raises before its first report;
+    - `sigkill`: the process kills itself in epoch 2, once (a marker file remembers);
+    - `nan`: the loss is NaN from epoch 2 on;
+    - `hang`: epoch 2 blocks for ever, once (tunerd's hang watch must kill it; the retry goes on);
+    Every attempt appends a line to `attempts/<trial id>`, so the benchmark can count the attempts Ray made."""
+    import threading
+
+    folder = Path(config["attempts"])
+    trial_id = tune.get_context().get_trial_id()
+    with open(folder / trial_id, "a") as counter:
+        counter.write("attempt\n")
+    fault = soak_fault(trial_id)
+    if fault == "raise":
+        raise ValueError(f"injected fault in trial {trial_id}")
+    start = _restored_epoch() + 1
+    for epoch in range(start, SOAK_EPOCHS + 1):
+        marker = folder / f"{trial_id}.{fault}"
+        if fault in ("sigkill", "hang") and epoch == 2 and not marker.exists():
+            marker.write_text(f"{fault} once")
+            if fault == "sigkill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            threading.Event().wait()  # silent for ever
+        healthy = (config["x"] - 2.0) ** 2 + (config["y"] - 1.0) ** 2 + 1.0 / epoch
+        loss = float("nan") if fault == "nan" and epoch >= 2 else healthy
+        with tempfile.TemporaryDirectory() as checkpoint:
+            (Path(checkpoint) / "state.json").write_text(json.dumps({"epoch": epoch}))
+            tune.report({"loss": loss, "epoch": epoch, "start": start},
+                        checkpoint=tune.Checkpoint.from_directory(checkpoint))
