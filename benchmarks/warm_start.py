@@ -9,7 +9,8 @@ one Ray session. On `mixed` the second round's space is narrowed (lr over [3e-4,
 1e-1]): the first round's trials outside it are dropped, the rest mapped.
 
 Measured: the best regret among the second round's own trials (the first round's best is not counted),
-median over the seeds. Target: warm below cold on the median for every backend and function.
+median over the seeds; the first round's own best beside them (what the user had before the second round).
+Target: warm below cold on the median for every backend and function.
 
     python benchmarks/warm_start.py            # 5 seeds, branin and mixed
     python benchmarks/warm_start.py --seeds 2  # a look
@@ -57,12 +58,14 @@ def launch(name: str, problem: str, algorithm: str, seed: int, trials: int, stor
 
 def table(results: dict[str, Any], problems: list[str], seeds: list[int]) -> tuple[list[str], dict[str, Any]]:
     medians: dict[str, Any] = {}
-    lines = [f"| problem (first {FIRST}, then {SECOND} trials) | " + " | ".join(
-        f"`{b}` cold | `{b}` warm" for b in BACKENDS) + " |", "| --- " * (1 + 2 * len(BACKENDS)) + "|"]
+    lines = [f"| problem (first {FIRST}, then {SECOND} trials) | first round (random) | " + " | ".join(
+        f"`{b}` cold | `{b}` warm" for b in BACKENDS) + " |", "| --- " * (2 + 2 * len(BACKENDS)) + "|"]
     for problem in problems:
         optimum = PROBLEMS[problem].optimum
         medians[problem] = {}
-        cells = []
+        firsts = [results.get(f"{problem}/first/{seed}") for seed in seeds]
+        medians[problem]["first"] = statistics.median(r["best"] - optimum for r in firsts) if all(firsts) else None
+        cells = ["-" if medians[problem]["first"] is None else f"{medians[problem]['first']:.4f}"]
         for backend in BACKENDS:
             for kind in ("cold", "warm"):
                 runs = [results.get(f"{problem}/{backend}/{kind}/{seed}") for seed in seeds]
