@@ -84,3 +84,27 @@ def test_a_grid_cannot_grow_and_a_grid_axis_grows_a_whole_grid_at_a_time(tmp_pat
     assert experiment.samples_for(4) == 2
     with pytest.raises(UsageError, match="multiple of 2"):
         experiment.samples_for(3)
+
+
+def test_a_trial_ray_never_saved_leaves_the_record_on_resume(ray_session, in_repo, tmp_path, caplog):
+    """A trial that started after Ray Tune last saved its state, before the driver was killed, is in
+    summary.json but not in the restored run; Ray's restored searcher suggests its configuration again, so
+    the old record would stay `running` for ever beside a new copy (the 1,000-trial soak hit it). Here the
+    race is set up by hand: a finished experiment's record gets such a trial, and is marked interrupted."""
+    path = tmp_path / "grow.yaml"
+    path.write_text(SPEC.format(algorithm="random"))
+    storage = tmp_path / "results"
+    tunerd.launch(tunerd.load(path, storage=str(storage)), quiet=True)
+    summary_file = storage / "grow" / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    ghost = {**summary["trials"][0], "trial_id": "ghost01", "index": 3, "status": "running", "ended": None}
+    summary["trials"].append(ghost)
+    summary.update(state="interrupted", driver=None)
+    summary_file.write_text(json.dumps(summary))
+
+    with caplog.at_level("WARNING", logger="tunerd"):
+        outcome = tunerd.resume("grow", storage=str(storage), quiet=True)
+    after = summary_of(storage)
+    assert outcome.state == "finished" and after["state"] == "finished"
+    assert sorted(t["trial_id"] for t in after["trials"]) == sorted(t["trial_id"] for t in summary["trials"][:3])
+    assert "1 trial(s) started after Ray Tune last saved its state" in caplog.text and "ghost01" in caplog.text

@@ -192,6 +192,17 @@ class ExperimentRecord:
         record.retries += 1
         record.status = TrialStatus.RUNNING
 
+    def forget_trials_ray_lost(self, known: set[str]) -> list[TrialRecord]:
+        """Drop the trials Ray Tune's restored state does not hold (`known`: the trial ids it does); returns
+        them. A trial that started after Tune last saved its state (it does every few seconds), before the
+        driver was killed, is in `summary.json` but not in that state: the searcher, restored to the same
+        moment, suggests its configuration again as a new trial, so the old record would be a second,
+        never-ending copy of it (found by the soak, `benchmarks/reliability.py --soak`)."""
+        lost = [record for trial_id, record in self.trials.items() if trial_id not in known]
+        for record in lost:
+            del self.trials[record.trial_id]
+        return lost
+
     def reconcile(self, results: Any, *, max_epochs: int) -> None:
         """Bring trials the callbacks never saw end up to date from Ray Tune's own results (its ResultGrid).
 

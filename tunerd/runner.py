@@ -264,6 +264,7 @@ def _resume(experiment: Experiment, options: RunOptions, location: ExperimentLoc
         record = ExperimentRecord.from_summary(location.local, previous, on_write=location.publish)
         tuner = tune.Tuner.restore(location.where, trainable=build_trainable(experiment), resume_unfinished=True,
                                    resume_errored=state != ExperimentState.FINISHED)
+        _forget_lost_trials(record, tuner)
         # Ray pickles the run config, callbacks included, into tuner.pkl when the Tuner is created: the
         # restored callbacks hold the record as it was then (empty); the current ones replace them
         ray_internals.replace_restored_callbacks(tuner, _callbacks(experiment, record, options))
@@ -275,6 +276,21 @@ def _resume(experiment: Experiment, options: RunOptions, location: ExperimentLoc
             write_atomic(location.local / "spec.yaml", yaml.safe_dump(grown, sort_keys=False))
             location.publish(location.local / "spec.yaml", force=True)
         return _run(experiment, record, location, tuner, embedded=not options.address)
+
+
+def _forget_lost_trials(record: ExperimentRecord, tuner: tune.Tuner) -> None:
+    """Trials the killed driver started after Ray Tune last saved its state are not in the restored run:
+    they leave the record (the restored searcher suggests their configurations again), with a warning."""
+    try:
+        results = tuner.get_results()  # the restored state, read by `restore`
+    except RuntimeError:  # Ray could not read that state: `fit` says why
+        return
+    known = {Path(result.path).name.removeprefix("trial_") for result in results}  # see trial_dirname
+    lost = record.forget_trials_ray_lost(known)
+    if lost:
+        log.warning("%d trial(s) started after Ray Tune last saved its state, before the driver stopped, and "
+                    "are not in the restored run: %s; their configurations are suggested again as new trials",
+                    len(lost), ", ".join(t.trial_id for t in lost))
 
 
 def _run(experiment: Experiment, record: ExperimentRecord, location: ExperimentLocation, tuner: tune.Tuner, *,
