@@ -13,9 +13,10 @@ Three parts, each written to `benchmarks/results/reliability.json` and printed a
 - soak (`--soak`, its own run, written to `benchmarks/results/soak.json`): `tunerd launch` of one experiment
   of `--soak-trials` (1,000) three-epoch trials, about one in eight carrying a random fault (raise, SIGKILL,
   NaN, hang: `benchmarks.workloads:soak`), its driver killed with SIGKILL half way and the experiment
-  finished with `tunerd resume`; then the accounting: every trial in `summary.json` exactly once and in Ray's
-  files, each become what its fault makes it, the attempts Ray made, no configuration suggested twice, and
-  `summary.json` agreeing with Ray's per-trial results epoch by epoch.
+  finished with `tunerd resume`; then the accounting: every trial in `summary.json` exactly once and in Ray
+  Tune's saved state, each become what its fault makes it, the attempts Ray made, no configuration
+  suggested twice, no trial index shared, and `summary.json` agreeing with Ray's per-trial results epoch
+  by epoch.
 
     python benchmarks/reliability.py                    # 2,000 files, the faults, 500 trials
     python benchmarks/reliability.py --files 200 --trials 50
@@ -28,6 +29,7 @@ import json
 import math
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -212,6 +214,8 @@ def soak(storage: Path, trials: int, *, algorithm: str, hang_timeout_s: float, s
         "running_at_kill": sum(t["status"] == "running" for t in at_kill.get("trials", [])),
         "wall_s": round(wall, 1), "resume_exit": resumed.returncode,
         "hang_warnings": sum("silent for" in line for line in (first_err + resume_err).splitlines()),
+        "lost_with_the_driver": sum(int(m) for m in re.findall(r"(\d+) trial\(s\) started after Ray Tune last "
+                                                               r"saved its state", resume_err)),
     })
     return report
 
@@ -240,7 +244,10 @@ def account(folder: Path, attempts: Path, trials: int) -> dict[str, Any]:
     summary = _read_summary(folder)
     records = summary.get("trials", [])
     ids = [t["trial_id"] for t in records]
-    ray_ids = {p.name.removeprefix("trial_") for p in folder.glob("trial_*") if p.is_dir()}
+    from ray.tune import ExperimentAnalysis
+
+    ray_ids = {trial.trial_id for trial in ExperimentAnalysis(str(folder)).trials}  # Ray Tune's saved state
+    folders = {p.name.removeprefix("trial_") for p in folder.glob("trial_*") if p.is_dir()}
     by_fault: dict[str, dict[str, Any]] = {}
     unexpected, disagree = [], []
     for record in records:
@@ -271,9 +278,10 @@ def account(folder: Path, attempts: Path, trials: int) -> dict[str, Any]:
                for t in records]
     return {
         "trials": trials, "state": summary.get("state"), "in_summary": len(records),
-        "distinct_in_summary": len(set(ids)), "ray_trial_folders": len(ray_ids),
+        "distinct_in_summary": len(set(ids)), "ray_trials": len(ray_ids), "ray_trial_folders": len(folders),
+        "folders_of_trials_ray_lost": sorted(folders - ray_ids),
         "indices_shared": len(records) - len({t["index"] for t in records}),
-        "summary_matches_ray_folders": set(ids) == ray_ids,
+        "summary_matches_ray": set(ids) == ray_ids,
         "configs_repeated": len(configs) - len(set(configs)),
         "by_fault": dict(sorted(by_fault.items())),
         "not_as_expected": unexpected[:20], "not_as_expected_count": len(unexpected),
@@ -284,7 +292,7 @@ def account(folder: Path, attempts: Path, trials: int) -> dict[str, Any]:
 
 def soak_passed(report: dict[str, Any]) -> bool:
     return (report["state"] == "finished" and report["in_summary"] == report["distinct_in_summary"]
-            == report["ray_trial_folders"] == report["trials"] and report["summary_matches_ray_folders"]
+            == report["ray_trials"] == report["trials"] and report["summary_matches_ray"]
             and not report["configs_repeated"] and not report["indices_shared"] and not report["not_as_expected_count"]
             and not report["disagree_with_ray_count"])
 
@@ -293,8 +301,10 @@ def print_soak(report: dict[str, Any]) -> None:
     print(f"\nsoak: {report['trials']} trials ({report['algorithm']}), driver killed (SIGKILL) after "
           f"{report['driver_killed_after_s']} s with {report['trials_ended_at_kill']} ended and "
           f"{report['running_at_kill']} running; resumed; {report['wall_s']} s in all; state {report['state']}")
-    print(f"  in summary.json: {report['in_summary']} ({report['distinct_in_summary']} distinct), Ray's trial "
-          f"folders: {report['ray_trial_folders']}, the same trials: {report['summary_matches_ray_folders']}; "
+    print(f"  in summary.json: {report['in_summary']} ({report['distinct_in_summary']} distinct), in Ray Tune's "
+          f"state: {report['ray_trials']}, the same trials: {report['summary_matches_ray']}; trials lost with "
+          f"the driver (run again as new trials): {report['lost_with_the_driver']}, their folders left: "
+          f"{len(report['folders_of_trials_ray_lost'])}; "
           f"configurations repeated: {report['configs_repeated']}; trial indices shared: {report['indices_shared']}")
     for fault, row in report["by_fault"].items():
         print(f"  {fault:<8} {row['trials']:>4} trials -> {row['statuses']}; attempts (count: trials) "
