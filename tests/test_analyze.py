@@ -181,6 +181,27 @@ def test_a_conditional_sub_space_is_analysed_over_the_trials_that_took_it(tmp_pa
     assert "model:  # fixed: each of the best 4 trials used it" in written.read_text()
 
 
+def test_several_objectives_get_one_importance_each(tmp_path):
+    """With `objectives:` each objective is explained on its own: here `lr` drives the loss and `width` the
+    model's size, so each ranks first for its own objective."""
+    trials = []
+    for i in range(16):
+        lr, width = 10 ** (-4 + 3 * ((i * 7) % 16) / 15), 1 + i % 8
+        trials.append({"config": {"lr": lr, "width": width}, "best": {"loss": -math.log10(lr), "params": width},
+                       "last": {"loss": -math.log10(lr), "params": width}})
+    write_experiment(tmp_path, "pareto", SPACE, trials)
+    summary_file = tmp_path / "pareto" / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    summary["objectives"] = [{"metric": "loss", "mode": "min"}, {"metric": "params", "mode": "min"}]
+    summary_file.write_text(json.dumps(summary))
+    found = analysislib.analyze("pareto", str(tmp_path))
+    by_objective = {i.objective: i.values for i in found.importance}
+    assert list(by_objective) == ["loss", "params"]
+    assert list(by_objective["loss"])[0] == "lr" and list(by_objective["params"])[0] == "width"
+    assert by_objective["loss"]["lr"] > 0.8 and by_objective["params"]["width"] > 0.8
+    assert found.importance_of("width") == by_objective["params"]["width"]  # the largest over the objectives
+
+
 def test_the_cli_refuses_what_it_cannot_do(tmp_path):
     write_experiment(tmp_path, "bound", SPACE, [finished({"lr": 10 ** -(1 + i / 3), "width": 2}, i)
                                                 for i in range(8)])
