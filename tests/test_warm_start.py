@@ -12,7 +12,7 @@ import yaml
 from tunerd import spec as speclib
 from tunerd.errors import SpecError
 from tunerd.space import parse_space
-from tunerd.warmstart import MapNotes, Outside, map_config
+from tunerd.warmstart import MapNotes, Outside, map_config, searched_paths
 
 SPACE = {"x1": {"uniform": [-5, 10]}, "x2": {"uniform": [0, 15]}}
 
@@ -25,7 +25,7 @@ def tree(space):
 
 
 def earlier(storage, name, configs, values, *, metric="value", mode="min", data=None, statuses=None,
-            trainable="tests.fixtures.toy:branin"):
+            trainable="tests.fixtures.toy:branin", space=None):
     """An earlier experiment's files, as a finished run leaves them (summary.json, spec.yaml)."""
     folder = storage / name
     folder.mkdir(parents=True)
@@ -35,7 +35,8 @@ def earlier(storage, name, configs, values, *, metric="value", mode="min", data=
     summary = {"name": name, "state": "finished", "metric": metric, "mode": mode, "trial_count": len(trials),
                "objectives": [{"metric": metric, "mode": mode}], "trials": trials}
     (folder / "summary.json").write_text(json.dumps(summary))
-    (folder / "spec.yaml").write_text(yaml.safe_dump({"name": name, "trainable": trainable, "data": data or {}}))
+    (folder / "spec.yaml").write_text(yaml.safe_dump({"name": name, "trainable": trainable, "data": data or {},
+                                                      **({"space": space} if space else {})}))
     return folder
 
 
@@ -115,6 +116,19 @@ def test_an_entry_may_be_storage_slash_name(tmp_path):
     earlier(tmp_path / "elsewhere", "first", [{"x1": 1.0, "x2": 2.0}], [5.0])
     experiment = speclib.validate(new_spec(tmp_path / "here", [f"{tmp_path}/elsewhere/first"]))
     assert len(experiment.warm_start.observations) == 1
+
+
+def test_a_knob_searched_before_and_fixed_now_keeps_only_the_trials_that_had_its_value(tmp_path):
+    """`tunerd analyze --write` fixes an unimportant knob at the best trial's value: the earlier trials with
+    another value are outside the new space (not observations of it, measured with another value)."""
+    earlier(tmp_path, "first", [{"x1": 1.0, "x2": 2.0, "act": "relu"}, {"x1": 2.0, "x2": 3.0, "act": "tanh"}],
+            [5.0, 4.0], space={**SPACE, "act": {"choice": ["relu", "tanh"]}})
+    experiment = speclib.validate(new_spec(tmp_path, ["first"], space={**SPACE, "act": "tanh"}))
+    assert [o.config for o in experiment.warm_start.observations] == [{"x1": 2.0, "x2": 3.0, "act": "tanh"}]
+    assert experiment.warm_start.sources[0].outside == 1
+    assert not any("ran with act" in w for w in experiment.warnings)
+    assert searched_paths({"a": {"uniform": [0, 1]}, "g": {"b": {"choice": [1, 2]}, "c": 3}, "d": 4}) == {
+        "space.a", "space.g.b"}
 
 
 def test_a_changed_constant_is_a_warning(tmp_path):

@@ -24,7 +24,7 @@ import numpy as np
 
 from tunerd.errors import Problem, UsageError, brief
 from tunerd.objectives import Goal, is_finite_number
-from tunerd.space import Choice, Distribution, Grid, quantize, sample
+from tunerd.space import KINDS, Choice, Distribution, Grid, quantize, sample
 from tunerd.storage import is_uri, resolve_storage
 
 if TYPE_CHECKING:
@@ -102,6 +102,21 @@ class MapNotes:
     filled: set[str] = field(default_factory=set)
     #: constant key path -> (the earlier value, the new one)
     changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    #: key paths the earlier experiment searched (`searched_paths`): a config whose value of one the new space
+    #: fixes at another value is outside it (the new space cannot produce it), not a changed setting
+    searched_before: set[str] = field(default_factory=set)
+
+
+def searched_paths(raw: Any, path: str = "space") -> set[str]:
+    """The key paths a file's `space:` searches (a distribution, choice or grid), through groups."""
+    found: set[str] = set()
+    for key, value in (raw.items() if isinstance(raw, dict) else ()):
+        here = f"{path}.{key}"
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in KINDS:
+            found.add(here)
+        elif isinstance(value, dict):
+            found |= searched_paths(value, here)
+    return found
 
 
 def map_config(config: Mapping[str, Any], tree: dict[str, Any], rng: np.random.RandomState,
@@ -131,6 +146,8 @@ def map_config(config: Mapping[str, Any], tree: dict[str, Any], rng: np.random.R
             mapped[key] = map_config(value, node, rng, found, here)
         else:
             if not _same(value, node):
+                if here in found.searched_before:  # e.g. `tunerd analyze --write` fixed it at the best value
+                    raise Outside(f"{here}: {brief(value)}, where the new space fixes {brief(node)}")
                 found.changed.setdefault(here, (value, node))
             mapped[key] = node
     found.dropped.update(f"{path}.{key}" for key in config if key not in tree)
@@ -234,7 +251,7 @@ def _read(i: int, entry: str, experiment: Experiment, goal: Goal, rng: np.random
     if earlier.get("trainable") != experiment.spec.trainable:
         warnings.append(f"{key}: {name} trained {earlier.get('trainable')}, this experiment trains "
                         f"{experiment.spec.trainable}")
-    found, observations, outside, left_out = MapNotes(), [], 0, 0
+    found, observations, outside, left_out = MapNotes(searched_before=searched_paths(earlier.get("space"))), [], 0, 0
     for trial in sorted(summary.trials, key=lambda t: t.index):
         if goal.point(trial.best) is None:
             left_out += 1
