@@ -181,6 +181,25 @@ def test_a_conditional_sub_space_is_analysed_over_the_trials_that_took_it(tmp_pa
     assert "model:  # fixed: each of the best 4 trials used it" in written.read_text()
 
 
+def test_a_next_file_for_a_learning_search_warm_starts_from_the_analysed_trials(tmp_path):
+    """hyperopt learns from earlier trials: the next file names the experiment in `search.warm_start` (its
+    trials are observations of the narrowed search, the best one among them) instead of re-running the best
+    trial as an initial point; the file validates, the warm start read and mapped."""
+    spec = {**SPACE, "data": {}, "storage": str(tmp_path),
+            "search": {"algorithm": "hyperopt", "num_samples": 12, "warm_start": []}}
+    trials = [finished({"lr": 10 ** (-4 + 3 * i / 11), "width": 1 + i % 8}, abs(i - 5) + 0.001 * (i % 8))
+              for i in range(12)]
+    write_experiment(tmp_path, "learnt", spec, trials)
+    written = write_next(analysislib.analyze("learnt", str(tmp_path)), tmp_path / "next.yaml")
+    experiment = speclib.load(written)
+    assert experiment.spec.search.warm_start == ["learnt"] and experiment.spec.search.initial_points == []
+    source = experiment.warm_start.sources[0]
+    assert source.name == "learnt" and source.observations + source.outside == 12 and source.outside > 0
+    text = written.read_text()
+    assert "# the trials of learnt enter this search as observations" in text
+    assert "# the best trial of learnt is in the warm start: not run again" in text
+
+
 def test_several_objectives_get_one_importance_each(tmp_path):
     """With `objectives:` each objective is explained on its own: here `lr` drives the loss and `width` the
     model's size, so each ranks first for its own objective."""

@@ -6,7 +6,9 @@
   space for log kinds; the distribution kind is kept), and widened by `WIDEN` past a bound the best trials
   crowd (never across 0 from a range that started at or above it);
 - a choice keeps only the options the best trials took (one left: it is fixed);
-- the best trial becomes the one initial point (it lies in the new space), the name gets the next `-N`.
+- the name gets the next `-N`; where the search algorithm the next file runs learns from earlier trials
+  (`SearchAlgorithm.warm_starts`), the experiment's trials become its `search.warm_start`; else the best trial
+  becomes the one initial point (it lies in the new space).
 Parameters inside a conditional sub-space are left as they are (fewer trials saw them). The text is checked
 as `tunerd validate` checks a file before it is written (atomically; an existing file only with `overwrite`).
 """
@@ -47,12 +49,32 @@ def write_next(analysis: Analysis, path: str | os.PathLike[str], *, overwrite: b
     if target.is_dir():
         raise UsageError(f"--write: {target} is a folder")
     spec, comments = next_spec(analysis)
-    text = render(spec, comments, header=f"written by `tunerd analyze {analysis.name}` from {analysis.used} "
-                                         f"trials in {analysis.storage}")
+    header = f"written by `tunerd analyze {analysis.name}` from {analysis.used} trials in {analysis.storage}"
+    text = render(spec, comments, header=header)
     raw, lines = parse_yaml(text)
-    validate(raw, file=str(target), lines=lines)  # what `tunerd validate` checks (the trainable's import aside)
+    experiment = validate(raw, file=str(target), lines=lines)  # what `tunerd validate` checks (not the import)
+    search = spec.get("search")
+    if isinstance(search, dict) and experiment.algorithm.warm_starts and analysis.name not in search.get(
+            "warm_start", []):
+        warm_start_from(analysis, spec, comments)  # the algorithm the next file runs (auto: picks) learns from it
+        text = render(spec, comments, header=header)
+        raw, lines = parse_yaml(text)
+        validate(raw, file=str(target), lines=lines)  # reads the warm start's source too
     write_atomic(target, text)
     return target
+
+
+def warm_start_from(analysis: Analysis, spec: dict[str, Any], comments: Comments) -> None:
+    """The analysed experiment's trials enter the next search as observations (`search.warm_start`), those
+    outside the narrowed space left out: the next round starts from all it learnt, not only its best trial,
+    which is among them (so it is not run again as an initial point)."""
+    search = spec["search"]
+    search["warm_start"] = [*search.get("warm_start", []), analysis.name]
+    comments[("search", "warm_start")] = (f"the trials of {analysis.name} enter this search as observations (those "
+                                          "outside the narrowed space are left out)")
+    search["initial_points"] = []
+    comments[("search", "initial_points")] = (f"the best trial of {analysis.name} is in the warm start: not run "
+                                              "again")
 
 
 def next_spec(analysis: Analysis) -> tuple[dict[str, Any], Comments]:
