@@ -67,3 +67,32 @@ def test_a_damaged_spec_is_named_by_show_and_resume(tmp_path, garbage):
     assert resumed.exit_code == 2 and f"{folder / 'spec.yaml'}" in resumed.output
     assert "Traceback" not in shown.output + resumed.output
     assert json.loads((folder / "summary.json").read_text())["state"] == "interrupted"  # nothing lost
+
+
+@pytest.mark.parametrize("file, damage", [
+    ("experiment_state-2026-12-06_10-00-00.json", lambda data: data[: len(data) // 2]),  # killed mid-copy
+    ("searcher-state-2026-12-06_10-00-00.pkl", lambda data: data[:-3]),
+    ("search_gen_state-2026-12-06_10-00-00.json", lambda data: b"\x80\x05garbage"),
+])
+def test_half_written_ray_state_refuses_resume_before_ray_starts(tmp_path, file, damage):
+    """Ray Tune copies its saved state into the storage in place: a driver killed during the copy leaves half
+    a file, and `Tuner.restore` would silently start a new one-trial run in the old folder (the soak's fourth
+    run). `resume` names the file, changes nothing and says how to go on (a warm start from the trials)."""
+    import pickle
+    from unittest import mock
+
+    folder = experiment(tmp_path, "halved")
+    state = {"trial_data": [["{}", "{}"]] * 50, "runner_data": {}, "stats": {}}
+    (folder / "experiment_state-2026-12-06_10-00-00.json").write_text(json.dumps(state))
+    (folder / "experiment_state-2026-12-06_09-00-00.json").write_text("an older session: not the one Ray reads {")
+    for name in ("searcher-state-2026-12-06_10-00-00.pkl", "search_gen_state-2026-12-06_10-00-00.json"):
+        (folder / name).write_bytes(pickle.dumps({"counter": 3, "searcher": list(range(100))}))
+    target = folder / file
+    target.write_bytes(damage(target.read_bytes()))
+    before = (folder / "summary.json").read_text()
+    with mock.patch("tunerd.runner.ray_session", side_effect=AssertionError("Ray started")):
+        result = run("resume", "halved", "--storage", str(tmp_path))
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"{target} is damaged" in result.output
+    assert "cannot be resumed" in result.output and "search.warm_start: [halved]" in result.output
+    assert (folder / "summary.json").read_text() == before

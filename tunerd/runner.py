@@ -34,6 +34,7 @@ from tunerd.hangs import HangWatch
 from tunerd.objectives import Goal, Objective
 from tunerd.options import RunOptions
 from tunerd.progress import ProgressView
+from tunerd.raystate import check_state
 from tunerd.reaper import OrphanReaper
 from tunerd.report import driver_identity
 from tunerd.resources import fit, max_concurrent, misfit_message
@@ -258,6 +259,7 @@ def _resume(experiment: Experiment, options: RunOptions, location: ExperimentLoc
         raise UsageError(f"experiment '{experiment.name}' has already finished; nothing to resume (more trials: "
                          f"tunerd resume {experiment.name} --extend N)")
     stop_orphaned_ray(driver)
+    check_state(experiment.storage, experiment.name)  # before Ray: a half-written state would start over
     with ray_session(options.address, options.num_cpus):
         check_storage_reachable(experiment, shared=options.shared_storage)
         check_resources(experiment, joined=options.address is not None)

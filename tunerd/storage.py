@@ -241,24 +241,41 @@ def check_folder_storage(storage: Path) -> None:
 
 def read_text(storage: str, relative: str) -> str | None:
     """A file under the storage (folder or URI), or None when it is not there."""
+    data = read_bytes(storage, relative)
+    return data.decode() if data is not None else None
+
+
+def read_bytes(storage: str, relative: str) -> bytes | None:
+    """A file under the storage (folder or URI) as bytes, or None when it is not there."""
     if not is_uri(storage):
         path = Path(storage) / relative
-        return path.read_text() if path.is_file() else None
+        return path.read_bytes() if path.is_file() else None
     filesystem, root = remote_filesystem(storage)
     try:
         with filesystem.open_input_stream(f"{root.rstrip('/')}/{relative}") as stream:
-            return stream.read().decode()
+            return stream.read()
     except (FileNotFoundError, OSError):
         return None
 
 
 def list_folders(storage: str) -> list[str]:
     """The names of the folders directly under the storage (the experiments), sorted."""
+    return [name for name, folder in _entries(storage) if folder]
+
+
+def list_files(storage: str, relative: str) -> list[str]:
+    """The names of the files directly in a folder under the storage, sorted."""
+    return [name for name, folder in _entries(storage, relative) if not folder]
+
+
+def _entries(storage: str, relative: str = "") -> list[tuple[str, bool]]:
+    """(name, is a folder) of what is directly in a folder under the storage, sorted by name."""
     if not is_uri(storage):
-        root = Path(storage)
-        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        root = Path(storage) / relative
+        return sorted((p.name, p.is_dir()) for p in root.iterdir()) if root.is_dir() else []
     import pyarrow.fs
 
     filesystem, root = remote_filesystem(storage)
-    found = filesystem.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
-    return sorted(info.base_name for info in found if info.type == pyarrow.fs.FileType.Directory)
+    where = f"{root.rstrip('/')}/{relative}".rstrip("/")
+    found = filesystem.get_file_info(pyarrow.fs.FileSelector(where, allow_not_found=True))
+    return sorted((info.base_name, info.type == pyarrow.fs.FileType.Directory) for info in found)
