@@ -204,8 +204,10 @@ def soak(storage: Path, trials: int, *, algorithm: str, hang_timeout_s: float, s
     resumed = _cli("resume", "soak", "--storage", str(storage / "results"), "--quiet")
     _, resume_err = resumed.communicate(timeout=3 * 3600)
     wall = time.monotonic() - started
-    if resumed.returncode != 0:
-        raise RuntimeError(f"tunerd resume failed (exit {resumed.returncode}):\n{resume_err[-3000:]}")
+    if resumed.returncode != 0:  # e.g. exit 2: the kill landed while Ray copied its state (tunerd.raystate)
+        lines = resume_err.strip().splitlines() or [""]
+        return {"trials": trials, "resume_exit": resumed.returncode, "resume_error": lines[-1][:2000],
+                "driver_killed_after_s": round(killed_after, 1), "trials_ended_at_kill": ended_at_kill}
     report = account(folder, attempts, trials)
     report.update({
         "algorithm": algorithm, "hang_timeout_s": hang_timeout_s, "seed": seed,
@@ -291,13 +293,18 @@ def account(folder: Path, attempts: Path, trials: int) -> dict[str, Any]:
 
 
 def soak_passed(report: dict[str, Any]) -> bool:
-    return (report["state"] == "finished" and report["in_summary"] == report["distinct_in_summary"]
-            == report["ray_trials"] == report["trials"] and report["summary_matches_ray"]
+    return (report["resume_exit"] == 0 and report["state"] == "finished"
+            and report["in_summary"] == report["distinct_in_summary"] == report["ray_trials"] == report["trials"]
+            and report["summary_matches_ray"]
             and not report["configs_repeated"] and not report["indices_shared"] and not report["not_as_expected_count"]
             and not report["disagree_with_ray_count"])
 
 
 def print_soak(report: dict[str, Any]) -> None:
+    if report["resume_exit"] != 0:
+        print(f"\nsoak: the driver was killed after {report['driver_killed_after_s']} s; tunerd resume exited "
+              f"{report['resume_exit']}: {report['resume_error']}")
+        return
     print(f"\nsoak: {report['trials']} trials ({report['algorithm']}), driver killed (SIGKILL) after "
           f"{report['driver_killed_after_s']} s with {report['trials_ended_at_kill']} ended and "
           f"{report['running_at_kill']} running; resumed; {report['wall_s']} s in all; state {report['state']}")
