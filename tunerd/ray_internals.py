@@ -62,12 +62,10 @@ def _extended(base: type, *, trials: int, samples: int) -> type:
     class Extended(base):  # type: ignore[misc, valid-type]
         def restore_from_dir(self, dirpath: str) -> None:
             super().restore_from_dir(dirpath)
+            self._total_samples += trials
             if isinstance(self, BasicVariantGenerator):  # a random search: its last iterator draws on
-                self._total_samples += trials
                 self._iterators[-1].num_samples_left += samples
                 self._iterators[-1].num_samples += samples
-            else:
-                self._total_samples += trials
             self._finished = False
 
     return Extended

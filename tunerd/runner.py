@@ -220,8 +220,7 @@ def launch(experiment: Experiment, options: RunOptions) -> Outcome:
             check_resources(experiment, joined=options.address is not None)
             location.create()
             folder = location.local
-            write_atomic(folder / "spec.yaml", yaml.safe_dump(experiment.resolved(), sort_keys=False))
-            location.publish(folder / "spec.yaml", force=True)
+            _write_spec(location, experiment.resolved())
             record = ExperimentRecord(folder, name=experiment.name, goal=experiment.spec.goal(),
                                       trial_count=experiment.trial_count, on_write=location.publish)
             record.algorithm = experiment.algorithm_record()
@@ -275,9 +274,14 @@ def _resume(experiment: Experiment, options: RunOptions, location: ExperimentLoc
             record.trial_count += extend
             grown = experiment.resolved()
             grown["search"]["num_samples"] = experiment.num_samples + samples
-            write_atomic(location.local / "spec.yaml", yaml.safe_dump(grown, sort_keys=False))
-            location.publish(location.local / "spec.yaml", force=True)
+            _write_spec(location, grown)
         return _run(experiment, record, location, tuner, embedded=not options.address)
+
+
+def _write_spec(location: ExperimentLocation, resolved: dict[str, Any]) -> None:
+    """`spec.yaml`: the experiment as it runs (`Experiment.resolved`), what `resume` reads back."""
+    write_atomic(location.local / "spec.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    location.publish(location.local / "spec.yaml", force=True)
 
 
 def _forget_lost_trials(record: ExperimentRecord, tuner: tune.Tuner) -> None:
