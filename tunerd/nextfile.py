@@ -25,7 +25,7 @@ import yaml
 from tunerd.analysis import Analysis, BoundWarning, Region, option_text, position
 from tunerd.errors import UsageError
 from tunerd.searchers._optuna import decoded
-from tunerd.space import KINDS, Distribution, Grid
+from tunerd.space import Distribution, Grid, is_searched
 
 #: below this importance (a share of 1) a parameter is fixed at the best trial's value
 UNIMPORTANT = 0.05
@@ -100,7 +100,7 @@ def next_spec(analysis: Analysis) -> tuple[dict[str, Any], Comments]:
             _put(spec["space"], keys, change[0])
             comments[("space", *keys)] = change[1]
         best = _best(analysis, label, node, raw)
-        if _is_searched(_raw(spec["space"], keys)) and not isinstance(node, Grid) and not isinstance(best, dict):
+        if is_searched(_raw(spec["space"], keys)) and not isinstance(node, Grid) and not isinstance(best, dict):
             _put(point, keys, best)
     if isinstance(spec.get("search"), dict):
         spec["search"]["initial_points"] = [point] if point else []
@@ -113,7 +113,7 @@ def _raw(space: dict[str, Any], keys: tuple[str, ...]) -> Any:
     """The value the file wrote at `keys` under `space:` through nested groups only (None inside a choice)."""
     node: Any = space
     for key in keys:
-        if not isinstance(node, dict) or _is_searched(node) or key not in node:
+        if not isinstance(node, dict) or is_searched(node) or key not in node:
             return None
         node = node[key]
     return node
@@ -123,11 +123,6 @@ def _put(tree: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
     for key in keys[:-1]:
         tree = tree.setdefault(key, {})
     tree[keys[-1]] = value
-
-
-def _is_searched(value: Any) -> bool:
-    """A distribution mapping (`{loguniform: [...]}`), not a constant or a group."""
-    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in KINDS
 
 
 def _best(analysis: Analysis, label: str, node: Any, raw: dict[str, Any]) -> Any:
@@ -261,7 +256,7 @@ def _render(mapping: dict[str, Any], comments: Comments, path: tuple[str, ...], 
     for key, value in mapping.items():
         here = (*path, str(key))
         comment = f"  # {comments[here]}" if here in comments else ""
-        if isinstance(value, dict) and value and not _is_searched(value):
+        if isinstance(value, dict) and value and not is_searched(value):
             lines.append(f"{' ' * indent}{_flow(key)}:{comment}")
             _render(value, comments, here, indent + 2, lines)
         else:

@@ -97,6 +97,12 @@ def _is_finite(value: int | float) -> bool:
         return False
 
 
+def is_searched(raw: Any) -> bool:
+    """A raw `space:` value that names a distribution, a choice or a grid (`{loguniform: [...]}`), not a
+    constant or a group (as `parse_space` reads a valid file)."""
+    return isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in KINDS
+
+
 def parse_space(raw: Any, path: str, problems: list[Problem]) -> Any:
     """Turn the raw YAML value at `path` into nodes, groups and constants, appending any problems."""
     if isinstance(raw, dict):

@@ -24,7 +24,7 @@ import numpy as np
 
 from tunerd.errors import Problem, UsageError, brief
 from tunerd.objectives import Goal, is_finite_number
-from tunerd.space import KINDS, Choice, Distribution, Grid, quantize, sample
+from tunerd.space import Choice, Distribution, Grid, is_searched, quantize, sample
 from tunerd.storage import is_uri, resolve_storage
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def searched_paths(raw: Any, path: str = "space") -> set[str]:
     found: set[str] = set()
     for key, value in (raw.items() if isinstance(raw, dict) else ()):
         here = f"{path}.{key}"
-        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in KINDS:
+        if is_searched(value):
             found.add(here)
         elif isinstance(value, dict):
             found |= searched_paths(value, here)
